@@ -1,0 +1,1 @@
+"""tunebuild: one module per pipeline stage (see dvc.yaml); shared pieces in stages.lib."""

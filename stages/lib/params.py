@@ -1,0 +1,114 @@
+"""Typed, strict loading of params.yaml sections.
+
+Every stage declares a dataclass whose fields are the top-level sections it
+reads. Each section is validated whole against its dataclass: unknown keys,
+missing keys and wrong types are errors that name the key. There are no
+defaults in code: params.yaml (composed from conf/) says everything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from stages.lib.errors import UserError
+
+PARAMS_FILE = "params.yaml"
+FIX = "fix conf/ and run `tunebuild compose` (or edit params.yaml)"
+
+T = TypeVar("T")
+
+
+@dataclass
+class TaskParams:
+    name: str
+
+
+@dataclass
+class ModelParams:
+    name: str
+    path: str
+    license: str
+
+
+@dataclass
+class SourceParams:
+    name: str
+    files: str
+    license: str
+    text_field: str
+    label_field: str
+
+
+@dataclass
+class DataParams:
+    name: str
+    labels: list[str]
+    sources: list[SourceParams]
+
+
+@dataclass
+class LoraParams:
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
+
+
+@dataclass
+class TrainParams:
+    """The train section: read by train (and listed by report in the model card)."""
+
+    mode: str
+    lr: float
+    epochs: int
+    max_steps: int
+    batch_size: int
+    weight_decay: float
+    warmup_ratio: float
+    seed: int
+    lora: Optional[LoraParams]
+
+
+def read_params_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{p}: not found; run `tunebuild compose` in the project root") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{p}: not valid YAML ({e}); {FIX}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{p}: expected a mapping of sections; {FIX}")
+    return raw
+
+
+def load_section(cls: type[T], name: str, value: Any, file: str = PARAMS_FILE) -> T:
+    """Validate one section against its dataclass, strictly."""
+    if value is None or not isinstance(value, dict):
+        raise UserError(f"{file}: section '{name}' is missing or not a mapping; {FIX}")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(cls), value)
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        key = f"{name}.{e.full_key}" if getattr(e, "full_key", None) else name
+        msg = str(e).splitlines()[0]
+        raise UserError(f"{file}: {key}: {msg}; {FIX}") from None
+
+
+def parse_params(cls: type[T], raw: dict[str, Any], file: str = PARAMS_FILE) -> T:
+    """Validate the sections named by the fields of `cls` (a dataclass of section dataclasses)."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: load_section(hints[f.name], f.name, raw.get(f.name), file)
+                  for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
+def load_params(cls: type[T], path: str | Path = PARAMS_FILE) -> T:
+    """Read params.yaml and validate the sections this stage reads."""
+    return parse_params(cls, read_params_file(path), str(path))

@@ -1,0 +1,148 @@
+"""Train: tokenized train/validation rows -> a fine-tuned sequence classifier.
+
+In:  data/tokenize/train.parquet, data/tokenize/validation.parquet, the base model at model.path
+Out: data/train/model/   LoRA adapter (train.mode=lora, peft) or full model (train.mode=full),
+                         safetensors weights + JSON configs only
+     data/train/live/    dvclive training curve (metrics.json, plots/metrics/**.tsv)
+
+The loop is plain PyTorch and deterministic on CPU: fixed seeds, deterministic
+algorithms, length-grouped batches padded to their own longest row.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from stages.lib.errors import UserError, run
+from stages.lib.files import atomic_dir, read_json, write_json
+from stages.lib.classifier import collate, load_base, load_split, predict
+from stages.lib.params import DataParams, ModelParams, TrainParams, load_params
+
+IN = Path("data/tokenize")
+OUT = Path("data/train")
+LOG_EVERY = 10
+
+
+@dataclass
+class Params:
+    train: TrainParams
+    model: ModelParams
+    data: DataParams
+
+
+def check(p: TrainParams) -> None:
+    if p.mode not in ("lora", "full"):
+        raise UserError(f"params.yaml: train.mode: '{p.mode}' is not one of lora, full; pick with train=lora|full")
+    if p.mode == "lora" and p.lora is None:
+        raise UserError("params.yaml: train.lora: required when train.mode=lora (r, alpha, dropout, target_modules)")
+    if p.batch_size < 1 or p.epochs < 1 or p.lr <= 0:
+        raise UserError("params.yaml: train.batch_size, train.epochs and train.lr must be positive")
+
+
+def build_model(p: Params):
+    model = load_base(p.model, p.data.labels, p.train.seed)
+    if p.train.mode == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lora = p.train.lora
+    config = LoraConfig(task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules))
+    return get_peft_model(model, config)
+
+
+def batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """Length-grouped batches: shuffle, sort within windows of 50 batches by length, shuffle batch order."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = batch_size * 50
+    out = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        out.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    perm = torch.randperm(len(out), generator=generator).tolist()
+    return [out[i] for i in perm]
+
+
+def schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def train(model, train_data, val_data, p: TrainParams, pad_id: int, log) -> dict:
+    """The loop: AdamW, linear warmup/decay, per-epoch validation; `log(metrics, step)` records the curve."""
+    (ids, labels), (val_ids, val_labels) = train_data, val_data
+    steps_per_epoch = math.ceil(len(ids) / p.batch_size)
+    total = steps_per_epoch * p.epochs if p.max_steps < 0 else min(p.max_steps, steps_per_epoch * p.epochs)
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, total, int(total * p.warmup_ratio)))
+    gen = torch.Generator().manual_seed(p.seed)
+    lengths = [len(x) for x in ids]
+    step, started, running = 0, time.perf_counter(), []
+    for epoch in range(p.epochs):
+        model.train()
+        for rows in batches(lengths, p.batch_size, gen):
+            if step >= total:
+                break
+            loss = model(**collate(ids, labels, rows, pad_id)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step(); sched.step(); opt.zero_grad(set_to_none=True)  # noqa: E702
+            running.append(loss.item())
+            step += 1
+            if step % LOG_EVERY == 0 or step == total:
+                log({"train/loss": sum(running) / len(running), "train/lr": sched.get_last_lr()[0]}, step)
+                running = []
+        logits, val_loss = predict(model, val_ids, val_labels, 64, pad_id)
+        acc = (logits.argmax(-1) == torch.tensor(val_labels)).float().mean().item() if val_labels else 0.0
+        log({"validation/loss": val_loss, "validation/accuracy": acc}, step)
+        print(f"train: epoch {epoch + 1}/{p.epochs} step {step}/{total} val_loss {val_loss:.4f} val_acc {acc:.4f} "
+              f"({time.perf_counter() - started:.0f}s)", flush=True)
+        if step >= total:
+            break
+    return {"steps": step, "validation/loss": val_loss, "validation/accuracy": acc}
+
+
+def save(model, p: Params, path: Path) -> None:
+    """safetensors + JSON only; the adapter names the base model logically, not by a machine path."""
+    with atomic_dir(path) as tmp:
+        if p.train.mode == "lora":
+            model.peft_config["default"].base_model_name_or_path = p.model.name
+            model.save_pretrained(tmp, save_embedding_layers=False)
+        else:
+            model.save_pretrained(tmp)
+        (tmp / "README.md").unlink(missing_ok=True)
+        adapter = tmp / "adapter_config.json"
+        if adapter.exists():  # peft keeps target_modules in a set: sort it for stable bytes
+            config = read_json(adapter)
+            config["target_modules"] = sorted(config["target_modules"])
+            write_json(adapter, config)
+
+
+def main() -> None:
+    p = load_params(Params)
+    check(p.train)
+    from dvclive import Live
+
+    torch.use_deterministic_algorithms(True)
+    train_data, val_data = load_split(IN / "train.parquet"), load_split(IN / "validation.parquet")
+    if not train_data[0]:
+        raise UserError(f"{IN / 'train.parquet'}: no training rows; check data/curate/stats.json for rejections")
+    model = build_model(p)
+    pad_id = model.config.pad_token_id or 0
+    with Live(str(OUT / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        def log(metrics: dict, step: int) -> None:
+            live.step = step
+            for k, v in metrics.items():
+                live.log_metric(k, round(float(v), 6))
+        train(model, train_data, val_data, p.train, pad_id, log)
+    save(model, p, OUT / "model")
+
+
+if __name__ == "__main__":
+    run(main)
