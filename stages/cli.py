@@ -19,7 +19,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     from stages.lib.compose import compose, validate
     from stages.lib.files import write_text
 
-    text = compose(CONF, args.overrides)
+    text = compose(CONF, args.overrides, args.config)
     validate(text, f"{CONF}/ (composed)")
     current = PARAMS.read_text(encoding="utf-8") if PARAMS.exists() else ""
     if args.check:
@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compose", help="compose conf/ into params.yaml (Hydra)")
     c.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train=full train.lr=1e-4")
+    c.add_argument("--config", default="config", help="primary config in conf/ (default: config)")
     c.add_argument("--check", action="store_true", help="exit 1 if params.yaml differs from the composition")
     c.set_defaults(func=cmd_compose)
     return ap
