@@ -124,18 +124,27 @@ def save(model, p: Params, path: Path) -> None:
             write_json(adapter, config)
 
 
+def curve_logger(path: Path):
+    """dvclive writing files only: dvc.yaml declares them, so no git/DVC/experiment side effects."""
+    from dvclive import Live
+
+    class FilesOnlyLive(Live):
+        def _init_dvc(self) -> None:  # dvclive's git probing fails in a repo without commits
+            pass
+
+    return FilesOnlyLive(str(path), dvcyaml=False, save_dvc_exp=False, report=None)
+
+
 def main() -> None:
     p = load_params(Params)
     check(p.train)
-    from dvclive import Live
-
     torch.use_deterministic_algorithms(True)
     train_data, val_data = load_split(IN / "train.parquet"), load_split(IN / "validation.parquet")
     if not train_data[0]:
         raise UserError(f"{IN / 'train.parquet'}: no training rows; check data/curate/stats.json for rejections")
     model = build_model(p)
     pad_id = model.config.pad_token_id or 0
-    with Live(str(OUT / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+    with curve_logger(OUT / "live") as live:
         def log(metrics: dict, step: int) -> None:
             live.step = step
             for k, v in metrics.items():
