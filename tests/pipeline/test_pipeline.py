@@ -86,8 +86,9 @@ def test_rebuild_matrix(repo_copy):
         ran = ran_stages(sh(repo, "dvc", "repro").stdout)
         assert ran == expected, f"{name}: ran {ran}, expected {expected}"
     # train=full swaps the whole train group
-    text = (repo / "conf/smoke.yaml").read_text().replace("  - config\n", "  - config\n  - override train: full\n")
-    (repo / "conf/smoke.yaml").write_text(text)
+    smoke = yaml.safe_load((repo / "conf/smoke.yaml").read_text())
+    smoke["defaults"].insert(1, {"override train": "full"})
+    (repo / "conf/smoke.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
     sh(repo, "tunebuild", "compose", "--config", "smoke")
     assert ran_stages(sh(repo, "dvc", "repro").stdout) == ["train", "evaluate", "report"]
     assert (repo / "data/train/model/model.safetensors").is_file()
