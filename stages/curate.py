@@ -1,36 +1,78 @@
-"""Curate: ingested records -> validated training records, every rejection with a reason.
+"""Curate: ingested records -> validated training records, every rejection with a rule and a reason.
 
-In:  data/ingest/records.parquet
-Out: data/curate/curated.parquet   records that pass the task schema and the quality rules
-     data/curate/rejected.parquet  the other records, with `rule`, `column` and `reason`
-     data/curate/stats.json        counts: kept, rejected per rule, kept per label and source
+In:  data/ingest/records.parquet, data/ingest/stats.json (for the accounting check)
+Out: data/curate/curated.parquet   records that pass; PII redacted per curate.pii; `cluster` = the
+                                   record_id of the record's near-duplicate cluster (itself if none)
+     data/curate/rejected.parquet  every other record with `rule`, `column`, `reason` (PII redacted;
+                                   text of forgotten records blanked)
+     data/curate/stats.json        counts per rule, per source (with the accounting check), PII per
+                                   type and source, labels
 
-Rules (first match wins, in this order): empty_text, too_short, too_long,
-unknown_label (pandera checks), then label_conflict (one input, several labels:
-every copy rejected) and duplicate (same input and label: the first by file and
-line is kept, later copies point to it). curated + rejected = ingested, checked.
+Rules, first match wins: forget, license, the task's pandera schema (empty_text,
+too_short, too_long, unknown_label), quality rules (too_few_words, too_many_words,
+mostly_symbols, repeated_chars, boilerplate, charset), pii_<type> (types set to
+reject), label_conflict, duplicate, near_duplicate. Per source:
+raw units = quarantined (ingest) + rejected + curated, checked.
 """
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
+from pandera.api.polars.types import PolarsData
 
+from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
-from stages.lib.files import write_json, write_parquet
+from stages.lib.files import read_json, write_json, write_parquet
 from stages.lib.params import DataParams, TaskParams, load_params
 
 IN = Path("data/ingest/records.parquet")
+INGEST_STATS = Path("data/ingest/stats.json")
 OUT = Path("data/curate")
-RULES = ["empty_text", "too_short", "too_long", "unknown_label", "label_conflict", "duplicate"]
+SCHEMA_RULES = ["empty_text", "too_short", "too_long", "unknown_label"]
+QUALITY_RULES = ["too_few_words", "too_many_words", "mostly_symbols", "repeated_chars", "boilerplate", "charset"]
+RULES = (["forget", "license"] + SCHEMA_RULES + QUALITY_RULES + [f"pii_{t}" for t in pii.TYPES]
+         + ["label_conflict", "duplicate", "near_duplicate"])
+PII_ACTIONS = ("redact", "reject", "keep")
+
+
+@dataclass
+class PiiParams:
+    email: str
+    phone: str
+    card: str
+    iban: str
+    ip: str
+    national_id: str
+
+
+@dataclass
+class NearDuplicateParams:
+    action: str          # reject: keep the first of a cluster; keep: keep all, same split
+    threshold: float     # estimated Jaccard similarity of word shingles
+    num_perm: int
+    shingle_words: int
+    seed: int
 
 
 @dataclass
 class CurateParams:
     min_chars: int
     max_chars: int
+    min_words: int
+    max_words: int
+    max_symbol_ratio: float
+    max_char_run: int
+    boilerplate: list[str]
+    scripts: list[str]
+    min_script_ratio: float
+    license_allowlist: list[str]
+    pii: PiiParams
+    near_duplicates: NearDuplicateParams
 
 
 @dataclass
@@ -40,30 +82,95 @@ class Params:
     task: TaskParams
 
 
-def _check(name: str, expr) -> pa.Check:
-    """A named element-wise pandera check from a polars expression on the column."""
-    return pa.Check(lambda d: d.lazyframe.select(expr(pl.col(d.key))), name=name)
+@functools.lru_cache(maxsize=8)
+def classify_model(labels: tuple[str, ...], min_chars: int, max_chars: int) -> type[pa.DataFrameModel]:
+    """The `classify` task's schema: a non-blank text within bounds and a label from the taxonomy."""
+
+    class ClassifyRecord(pa.DataFrameModel):
+        record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+        text: str = pa.Field(nullable=False)
+        label: str = pa.Field(nullable=False)
+
+        class Config:
+            strict = False
+
+        @pa.check("text", name="empty_text")
+        def _not_blank(cls, data: PolarsData) -> pl.LazyFrame:
+            return data.lazyframe.select(pl.col(data.key).str.strip_chars().str.len_chars() > 0)
+
+        @pa.check("text", name="too_short")
+        def _min_chars(cls, data: PolarsData) -> pl.LazyFrame:
+            n = pl.col(data.key).str.strip_chars().str.len_chars()
+            return data.lazyframe.select((n >= min_chars) | (n == 0))
+
+        @pa.check("text", name="too_long")
+        def _max_chars(cls, data: PolarsData) -> pl.LazyFrame:
+            return data.lazyframe.select(pl.col(data.key).str.len_chars() <= max_chars)
+
+        @pa.check("label", name="unknown_label")
+        def _in_taxonomy(cls, data: PolarsData) -> pl.LazyFrame:
+            return data.lazyframe.select(pl.col(data.key).is_in(list(labels)))
+
+    return ClassifyRecord
 
 
-def classify_schema(labels: list[str], min_chars: int, max_chars: int) -> pa.DataFrameSchema:
-    """The `classify` task: non-empty text within bounds, label from the taxonomy."""
-    n_chars = lambda c: c.str.strip_chars().str.len_chars()  # noqa: E731
-    return pa.DataFrameSchema({
-        "record_id": pa.Column(str, pa.Check.str_matches(r"^[0-9a-f]{16}$"), nullable=False),
-        "text": pa.Column(str, [
-            _check("empty_text", lambda c: n_chars(c) > 0),
-            _check("too_short", lambda c: (n_chars(c) >= min_chars) | (n_chars(c) == 0)),
-            _check("too_long", lambda c: c.str.len_chars() <= max_chars),
-        ], nullable=False),
-        "label": pa.Column(str, _check("unknown_label", lambda c: c.is_in(labels)), nullable=False),
-    })
+MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
 
-def schema_failures(df: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """Row index -> (rule, column) of the first failing check, in RULES order."""
+@functools.lru_cache(maxsize=8)
+def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
+    """The `sft` task's schema: `messages` = [{role, content}], roles in order, ending with the assistant."""
+    order = r"^(system\|)?(user\|assistant\|)+$"
+
+    class SftRecord(pa.DataFrameModel):
+        record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+        messages: MESSAGES = pa.Field(nullable=False)
+
+        class Config:
+            strict = False
+
+        @pa.check("messages", name="role_order")
+        def _roles(cls, data: PolarsData) -> pl.LazyFrame:
+            roles = pl.col(data.key).list.eval(pl.element().struct.field("role")).list.join("|") + "|"
+            return data.lazyframe.select(roles.str.contains(order).fill_null(False))
+
+        @pa.check("messages", name="empty_content")
+        def _contents(cls, data: PolarsData) -> pl.LazyFrame:
+            blank = pl.element().struct.field("content").fill_null("").str.strip_chars().str.len_chars() == 0
+            return data.lazyframe.select(~pl.col(data.key).list.eval(blank).list.any().fill_null(True))
+
+        @pa.check("messages", name="too_long")
+        def _length(cls, data: PolarsData) -> pl.LazyFrame:
+            n = pl.col(data.key).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
+            return data.lazyframe.select(n <= max_chars)
+
+    return SftRecord
+
+
+def check_params(p: Params) -> None:
+    if p.task.name != "classify":
+        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline yet (known: classify)")
+    for kind in pii.TYPES:
+        if getattr(p.curate.pii, kind) not in PII_ACTIONS:
+            raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
+                            f"{', '.join(PII_ACTIONS)}")
+    if p.curate.near_duplicates.action not in ("reject", "keep"):
+        raise UserError(f"params.yaml: curate.near_duplicates.action: '{p.curate.near_duplicates.action}' "
+                        "is not one of reject, keep")
+    for name, patterns in (("curate.boilerplate", p.curate.boilerplate), ("data.forget.patterns", p.data.forget.patterns)):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise UserError(f"params.yaml: {name}: '{pattern}' is not a valid regular expression ({e})") from None
+
+
+def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
+    """Row index -> (rule, column) of the first failing schema check, in RULES order."""
+    empty = pl.DataFrame(schema={"index": pl.Int64, "rule": pl.String, "column": pl.String})
     try:
         schema.validate(df, lazy=True)
-        return pl.DataFrame(schema={"index": pl.Int64, "rule": pl.String, "column": pl.String})
+        return empty
     except pa.errors.SchemaErrors as e:
         fc = e.failure_cases
     unexpected = fc.filter(pl.col("index").is_null())
@@ -78,74 +185,219 @@ def schema_failures(df: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFram
             .select("index", "rule", "column"))
 
 
-def reason_expr(p: CurateParams) -> pl.Expr:
+def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
+    """The non-schema rules: name -> (fails, reason), as polars expressions over a record."""
+    c = p.curate
+    text = pl.col("text").fill_null("")
+    words = text.str.count_matches(r"\S+")
+    visible = text.str.count_matches(r"\S")
+    symbols = text.str.count_matches(r"[^\w\s]")
+    letters = text.str.count_matches(r"[^\W\d_]")
+    scripts = "".join(rf"\p{{{s}}}" for s in c.scripts)
+    in_script = text.str.count_matches(rf"[{scripts}]") if c.scripts else letters
+    lines = text.str.strip_chars().str.split("\n")
+    boiler = "|".join(f"(?:{b})" for b in c.boilerplate)
+    forget_ids = pl.col("record_id").is_in(p.data.forget.record_ids)
+    forget_match = text.str.contains("|".join(f"(?:{f})" for f in p.data.forget.patterns)) if p.data.forget.patterns else pl.lit(False)
+    ratio = lambda a, b: a.cast(pl.Float64) / pl.max_horizontal(b, pl.lit(1))  # noqa: E731
+    return {
+        "forget": (forget_ids | forget_match, pl.lit("removed on request (data.forget); text blanked")),
+        "license": (~pl.col("license").is_in(c.license_allowlist),
+                    pl.format("license {} of source {} is not in curate.license_allowlist", pl.col("license"), pl.col("source"))),
+        "too_few_words": (words < c.min_words, pl.format("{} words, fewer than curate.min_words={}", words, pl.lit(c.min_words))),
+        "too_many_words": (words > c.max_words, pl.format("{} words, more than curate.max_words={}", words, pl.lit(c.max_words))),
+        "mostly_symbols": (ratio(symbols, visible) > c.max_symbol_ratio,
+                           pl.format("{}% of visible characters are symbols, over curate.max_symbol_ratio={}",
+                                     (ratio(symbols, visible) * 100).round(0).cast(pl.Int64), pl.lit(c.max_symbol_ratio))),
+        "repeated_chars": (pl.col("_max_run") > c.max_char_run,
+                           pl.format("a character repeats {} times in a row, over curate.max_char_run={}",
+                                     pl.col("_max_run"), pl.lit(c.max_char_run))),
+        "boilerplate": ((lines.list.eval(pl.element().str.strip_chars().str.contains(f"^(?:{boiler})$")).list.all())
+                        if c.boilerplate else pl.lit(False), pl.lit("every line is boilerplate (curate.boilerplate)")),
+        "charset": ((letters > 0) & (ratio(in_script, letters) < c.min_script_ratio),
+                    pl.format("{}% of letters are in scripts {}, under curate.min_script_ratio={}",
+                              (ratio(in_script, letters) * 100).round(0).cast(pl.Int64), pl.lit(",".join(c.scripts)),
+                              pl.lit(c.min_script_ratio))),
+    }
+
+
+def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
+    """Longest run of one repeated character, for texts with a run over `limit` (else 0).
+
+    Python's `re` (backreferences, which polars' regex engine lacks) runs in C per text.
+    """
+    run_re = re.compile(rf"(.)\1{{{limit},}}", re.DOTALL)
+    out = []
+    for t in texts.to_list():
+        out.append(max(len(m.group()) for m in run_re.finditer(t)) if t and run_re.search(t) else 0)
+    return pl.Series(out, dtype=pl.Int64)
+
+
+def find_pii(df: pl.DataFrame) -> list[list[tuple[str, int, int]]]:
+    """PII spans per row; the regex prefilter runs in polars, confirmation only on candidate rows."""
+    candidate = df["text"].fill_null("").str.contains(pii.PREFILTER).to_list()
+    return [pii.find(t) if c else [] for t, c in zip(df["text"].to_list(), candidate)]
+
+
+def apply_rules(df: pl.DataFrame, p: Params) -> pl.DataFrame:
+    """Adds `rule` (first failing rule or null) and `reason` to every record."""
+    exprs = rule_exprs(p)
+    schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
+    failed = schema_failures(df.select("record_id", "text", "label"), schema)
+    df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64), _max_run=max_char_run(df["text"], p.curate.max_char_run))
+    df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
     n = pl.col("text").str.len_chars().cast(pl.String)
-    r = pl.col("rule")
-    return (pl.when(r == "empty_text").then(pl.lit("text is missing or blank"))
-            .when(r == "too_short").then(pl.format("text has {} characters, fewer than curate.min_chars={}", n, pl.lit(p.min_chars)))
-            .when(r == "too_long").then(pl.format("text has {} characters, more than curate.max_chars={}", n, pl.lit(p.max_chars)))
-            .when(r == "unknown_label").then(pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>")))
-            .otherwise(pl.col("reason")))
+    schema_reason = (pl.when(pl.col("_schema_rule") == "empty_text").then(pl.lit("text is missing or blank"))
+                     .when(pl.col("_schema_rule") == "too_short").then(pl.format("text has {} characters, fewer than curate.min_chars={}", n, pl.lit(p.curate.min_chars)))
+                     .when(pl.col("_schema_rule") == "too_long").then(pl.format("text has {} characters, more than curate.max_chars={}", n, pl.lit(p.curate.max_chars)))
+                     .when(pl.col("_schema_rule") == "unknown_label").then(pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>"))))
+    order = ["forget", "license", "_schema"] + QUALITY_RULES
+    rule, reason, column = pl.lit(None, pl.String), pl.lit(None, pl.String), pl.lit(None, pl.String)
+    for name in reversed(order):
+        if name == "_schema":
+            hit = pl.col("_schema_rule").is_not_null()
+            rule, reason, column = (pl.when(hit).then(pl.col("_schema_rule")).otherwise(rule),
+                                    pl.when(hit).then(schema_reason).otherwise(reason),
+                                    pl.when(hit).then(pl.col("_schema_col")).otherwise(column))
+        else:
+            fails, why = exprs[name]
+            col = "license" if name == "license" else "record_id" if name == "forget" else "text"
+            hit = fails.fill_null(False)
+            rule, reason, column = (pl.when(hit).then(pl.lit(name)).otherwise(rule),
+                                    pl.when(hit).then(why).otherwise(reason),
+                                    pl.when(hit).then(pl.lit(col)).otherwise(column))
+    return df.with_columns(rule=rule, reason=reason, column=column).drop("index", "_max_run", "_schema_rule", "_schema_col")
 
 
-def dedupe(valid: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split valid rows into kept and (label_conflict | duplicate) rejections."""
-    ranked = valid.sort("file", "line").with_columns(
-        n_labels=pl.col("label").n_unique().over("record_id"),
-        labels=pl.col("label").unique().sort().str.join(", ").over("record_id"),
-        copy=pl.int_range(pl.len()).over("record_id"),
-        first=pl.format("{}:{}", pl.col("file"), pl.col("line")).first().over("record_id"),
-        copies=pl.len().over("record_id"),
+def apply_pii(df: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Redact PII (all found types in rejected rows; `redact` types in kept rows), reject `reject` types.
+
+    Returns the frame with `text` redacted, `pii` (types found), and the rule/reason
+    updated; and one row per (source, type) with counts found / redacted / rejected.
+    """
+    spans = find_pii(df)
+    actions = {k: getattr(p.curate.pii, k) for k in pii.TYPES}
+    redact_kinds = {k for k, a in actions.items() if a == "redact"}
+    rules, reasons, columns, texts, found = [], [], [], [], []
+    counts: dict[tuple[str, str], list[int]] = {}
+    for row, sp in zip(df.select("text", "rule", "reason", "column", "source").iter_rows(), spans):
+        text, rule, reason, column, source = row
+        kinds = sorted({k for k, _, _ in sp}, key=pii.TYPES.index)
+        rejected_kind = next((k for k in kinds if actions[k] == "reject"), None)
+        if rule is None and rejected_kind:
+            rule, column = f"pii_{rejected_kind}", "text"
+            reason = f"contains {rejected_kind.replace('_', ' ')} (curate.pii.{rejected_kind}=reject); redacted here"
+        kept = rule is None
+        texts.append(pii.redact(text, sp, redact_kinds if kept else set(pii.TYPES)) if sp else text)
+        rules.append(rule), reasons.append(reason), columns.append(column), found.append(kinds)  # noqa: E401
+        for k in kinds:
+            c = counts.setdefault((source, k), [0, 0, 0])
+            c[0] += 1
+            c[1] += int(kept and actions[k] == "redact")
+            c[2] += int(rule == f"pii_{k}")
+    out = df.with_columns(text=pl.Series(texts, dtype=pl.String), rule=pl.Series(rules, dtype=pl.String),
+                          reason=pl.Series(reasons, dtype=pl.String), column=pl.Series(columns, dtype=pl.String),
+                          pii=pl.Series(found, dtype=pl.List(pl.String)))
+    table = pl.DataFrame([(s, k, *c) for (s, k), c in sorted(counts.items())], orient="row",
+                         schema={"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64,
+                                 "rejected": pl.Int64})
+    return out, table
+
+
+def dedupe(df: pl.DataFrame, p: NearDuplicateParams) -> pl.DataFrame:
+    """Exact (same record_id) then near duplicates among rows not yet rejected; adds `cluster`."""
+    alive = pl.col("rule").is_null()
+    ranked = df.sort("file", "line").with_columns(
+        n_labels=pl.col("label").filter(alive).n_unique().over("record_id"),
+        labels=pl.col("label").filter(alive).unique().sort().str.join(", ").over("record_id"),
+        copy=alive.cast(pl.Int64).cum_sum().over("record_id") - 1,
+        first=pl.format("{}:{}", pl.col("file"), pl.col("line")).filter(alive).first().over("record_id"),
+        copies=alive.sum().over("record_id"),
     )
-    conflict = pl.col("n_labels") > 1
-    dup = ~conflict & (pl.col("copy") > 0)
-    rejected = ranked.filter(conflict | dup).with_columns(
-        rule=pl.when(conflict).then(pl.lit("label_conflict")).otherwise(pl.lit("duplicate")),
-        column=pl.when(conflict).then(pl.lit("label")).otherwise(pl.lit("text")),
-        reason=pl.when(conflict)
-        .then(pl.format("the same text has {} copies with labels {}; fix the labels at the source", pl.col("copies"), pl.col("labels")))
-        .otherwise(pl.format("duplicate of {}", pl.col("first"))),
-    )
-    return ranked.filter(~(conflict | dup)).select(valid.columns), rejected.select(*valid.columns, "rule", "column", "reason")
+    conflict = alive & (pl.col("n_labels") > 1)
+    dup = alive & ~conflict & (pl.col("copy") > 0)
+    ranked = ranked.with_columns(
+        rule=pl.when(conflict).then(pl.lit("label_conflict")).when(dup).then(pl.lit("duplicate")).otherwise(pl.col("rule")),
+        column=pl.when(conflict).then(pl.lit("label")).when(dup).then(pl.lit("text")).otherwise(pl.col("column")),
+        reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the source",
+                                                pl.col("copies"), pl.col("labels")))
+        .when(dup).then(pl.format("duplicate of {}", pl.col("first"))).otherwise(pl.col("reason")),
+    ).drop("n_labels", "labels", "copy", "first", "copies")
+    survivors = ranked.filter(pl.col("rule").is_null())
+    near = neardup.clusters(survivors["text"].to_list(), p.threshold, p.num_perm, p.shingle_words, p.seed)
+    ids, where = survivors["record_id"].to_list(), survivors.select(pl.format("{}:{}", "file", "line")).to_series().to_list()
+    reject = p.action == "reject"
+    marks = pl.DataFrame({
+        "record_id": ids,
+        "cluster": [ids[r] for r, _ in near],
+        "_near": [r != i for i, (r, _) in enumerate(near)],
+        "_near_reason": [f"near-duplicate of {where[r]} (similarity {s:.2f})" if r != i else None
+                         for i, (r, s) in enumerate(near)],
+    }, schema={"record_id": pl.String, "cluster": pl.String, "_near": pl.Boolean, "_near_reason": pl.String})
+    out = ranked.join(marks, on="record_id", how="left").with_columns(
+        cluster=pl.col("cluster").fill_null(pl.col("record_id")))
+    hit = pl.col("_near").fill_null(False) & pl.col("rule").is_null() & pl.lit(reject)
+    return out.with_columns(
+        rule=pl.when(hit).then(pl.lit("near_duplicate")).otherwise(pl.col("rule")),
+        column=pl.when(hit).then(pl.lit("text")).otherwise(pl.col("column")),
+        reason=pl.when(hit).then(pl.col("_near_reason")).otherwise(pl.col("reason")),
+    ).drop("_near", "_near_reason")
 
 
-def curate(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """The pure core: ingested records -> (curated, rejected, stats)."""
-    if p.task.name != "classify":
-        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate schema yet (known: classify)")
-    schema = classify_schema(p.data.labels, p.curate.min_chars, p.curate.max_chars)
-    indexed = records.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64))
-    failed = schema_failures(records, schema)
-    bad = (indexed.join(failed, on="index").with_columns(reason=pl.lit(None, pl.String))
-           .with_columns(reason=reason_expr(p.curate)).drop("index"))
-    valid = indexed.join(failed, on="index", how="anti").drop("index")
-    kept, dups = dedupe(valid)
-    rejected = pl.concat([bad.select(dups.columns), dups]).sort("file", "line")
-    curated = schema.validate(kept.sort("record_id"))
-    if curated.height + rejected.height != records.height:
-        raise RuntimeError(f"curate accounting: {curated.height} + {rejected.height} != {records.height}")
-    return curated, rejected, curate_stats(records, curated, rejected)
+    check_params(p)
+    ruled = apply_rules(records, p)
+    ruled, pii_table = apply_pii(ruled, p)
+    ruled = dedupe(ruled, p.curate.near_duplicates)
+    forgotten = pl.col("rule") == "forget"
+    ruled = ruled.with_columns(text=pl.when(forgotten).then(None).otherwise(pl.col("text")),
+                               label=pl.when(forgotten).then(None).otherwise(pl.col("label")))
+    curated = ruled.filter(pl.col("rule").is_null()).drop("rule", "reason", "column").sort("record_id")
+    rejected = ruled.filter(pl.col("rule").is_not_null()).drop("cluster").sort("file", "line")
+    classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars).validate(curated)
+    stats = curate_stats(records, curated, rejected, pii_table, ingest_stats)
+    return curated, rejected, stats
 
 
 def _counts(df: pl.DataFrame, col: str) -> dict[str, int]:
     return dict(df.group_by(col).len().sort(col).iter_rows())
 
 
-def curate_stats(records: pl.DataFrame, curated: pl.DataFrame, rejected: pl.DataFrame) -> dict:
-    by_rule = {rule: 0 for rule in RULES} | _counts(rejected, "rule")
+def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | None) -> dict:
+    """Counts, and the accounting check per source: raw units = quarantined + rejected + curated."""
     by_source = {}
-    for (src,), part in records.group_by(["source"], maintain_order=True):
-        rej = rejected.filter(pl.col("source") == src)
-        by_source[src] = {"records": part.height, "curated": curated.filter(pl.col("source") == src).height,
-                          "rejected": rej.height}
+    sources = sorted(set(records["source"].to_list()) | set((ingest_stats or {}).get("sources", {})))
+    for src in sources:
+        row = {"records": records.filter(pl.col("source") == src).height,
+               "curated": curated.filter(pl.col("source") == src).height,
+               "rejected": rejected.filter(pl.col("source") == src).height}
+        if ingest_stats is not None:
+            ing = ingest_stats["sources"].get(src, {"units": 0, "quarantined": 0})
+            row |= {"units": ing["units"], "quarantined": ing["quarantined"]}
+            if ing["units"] != ing["quarantined"] + row["rejected"] + row["curated"]:
+                raise UserError(f"{IN}: accounting does not add up for source '{src}': {ing['units']} raw units != "
+                                f"{ing['quarantined']} quarantined + {row['rejected']} rejected + {row['curated']} curated; "
+                                "rerun `dvc repro` (the ingest outputs do not match its stats)")
+        by_source[src] = row
+    if curated.height + rejected.height != records.height:
+        raise RuntimeError(f"curate accounting: {curated.height} + {rejected.height} != {records.height}")
+    pii_stats = {t: {"found": 0, "redacted": 0, "rejected": 0} for t in pii.TYPES}
+    pii_by_source: dict[str, dict] = {}
+    for src, kind, found, redacted, rej in pii_table.iter_rows():
+        for key, val in (("found", found), ("redacted", redacted), ("rejected", rej)):
+            pii_stats[kind][key] += val
+        pii_by_source.setdefault(src, {})[kind] = {"found": found, "redacted": redacted, "rejected": rej}
     return {"records": records.height, "curated": curated.height, "rejected": rejected.height,
-            "rejected_by_rule": by_rule, "curated_by_label": _counts(curated, "label"),
-            "by_source": dict(sorted(by_source.items()))}
+            "rejected_by_rule": {rule: 0 for rule in RULES} | _counts(rejected, "rule"),
+            "curated_by_label": _counts(curated, "label"), "by_source": by_source,
+            "pii": pii_stats, "pii_by_source": dict(sorted(pii_by_source.items())),
+            "clusters": {"kept_with_near_duplicates": int(curated.group_by("cluster").len().filter(pl.col("len") > 1).height)}}
 
 
 def main() -> None:
     params = load_params(Params)
-    curated, rejected, stats = curate(pl.read_parquet(IN), params)
+    curated, rejected, stats = curate(pl.read_parquet(IN), params, read_json(INGEST_STATS))
     write_parquet(curated, OUT / "curated.parquet")
     write_parquet(rejected, OUT / "rejected.parquet")
     write_json(OUT / "stats.json", stats)

@@ -1,43 +1,48 @@
-"""Ingest: raw examples under data/raw/ -> one normalized table.
+"""Ingest: raw examples under data/raw/ -> one normalized table, every raw unit accounted for.
 
 In:  the files matched by each source in `data.sources` (JSONL, CSV, Parquet).
-Out: data/ingest/records.parquet     record_id, text, label, source, file, line, license
-     data/ingest/quarantine.parquet  source, file, line, error, raw (units that could not be read)
-     data/ingest/stats.json          per-source counts of units, records and quarantined units
+Out: data/ingest/records.parquet     record_id, text, label, group, source, file, line, license
+     data/ingest/quarantine.parquet  source, file, line, offset, error, raw (units that could not be read)
+     data/ingest/stats.json          per source: files, raw units, records, quarantined units
 
-Every raw unit (a JSONL line, a CSV row, a Parquet row) ends up in exactly one
-of the two tables; a file no source claims is an error, not silently skipped.
+A unit is a JSONL line, a CSV row or a Parquet row (or a whole file when the
+file itself cannot be read as its format). Every unit lands in exactly one of
+the two tables. Files are read in chunks of `ingest.chunk_rows` units, so
+memory stays bounded as raw data grows. A file no source claims is an error.
 """
 from __future__ import annotations
 
 import csv
-import io
-from dataclasses import dataclass
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Iterator
 
 import orjson
 import polars as pl
 
 from stages.lib.errors import UserError, run
-from stages.lib.files import write_json, write_parquet
+from stages.lib.files import atomic_path, write_json
 from stages.lib.params import DataParams, SourceParams, load_params
 from stages.lib.records import record_ids
 
 RAW_DIR = Path("data/raw")
 OUT = Path("data/ingest")
-RAW_EXCERPT = 500
+RAW_EXCERPT = 300
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
-RECORDS_SCHEMA = {"record_id": pl.String, "text": pl.String, "label": pl.String, "source": pl.String,
-                  "file": pl.String, "line": pl.Int64, "license": pl.String}
-QUARANTINE_SCHEMA = {"source": pl.String, "file": pl.String, "line": pl.Int64, "error": pl.String,
-                     "raw": pl.String}
+RECORDS_SCHEMA = {"record_id": pl.String, "text": pl.String, "label": pl.String, "group": pl.String,
+                  "source": pl.String, "file": pl.String, "line": pl.Int64, "license": pl.String}
+QUARANTINE_SCHEMA = {"source": pl.String, "file": pl.String, "line": pl.Int64, "offset": pl.Int64,
+                     "error": pl.String, "raw": pl.String}
 
 
 @dataclass
 class IngestParams:
     max_line_bytes: int
+    chunk_rows: int
 
 
 @dataclass
@@ -48,177 +53,269 @@ class Params:
 
 @dataclass
 class Parsed:
-    """What one file gave: rows (line, text, label) and quarantined units (line, error, raw)."""
-    rows: list[tuple[int, Any, Any]]
-    bad: list[tuple[int, str, str]]
+    """One chunk of a file: rows (line, text, label, group) and quarantined units (line, offset, error, raw)."""
+    rows: list[tuple] = field(default_factory=list)
+    bad: list[tuple] = field(default_factory=list)
 
 
-def parse_jsonl(data: bytes, text_field: str, label_field: str, max_line_bytes: int) -> Parsed:
-    """One JSON object per line; a bad line is quarantined, the rest go on."""
-    rows, bad = [], []
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for n, raw in enumerate(lines, start=1):
-        raw = raw.removesuffix(b"\r")
-        if n == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")
-        excerpt = raw[:RAW_EXCERPT].decode("utf-8", "replace")
-        if not raw.strip():
-            bad.append((n, "blank line", excerpt))
-            continue
-        if len(raw) > max_line_bytes:
-            bad.append((n, f"line is {len(raw)} bytes, over ingest.max_line_bytes={max_line_bytes}", excerpt))
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            bad.append((n, f"invalid JSON: {e}", excerpt))
-            continue
-        if not isinstance(obj, dict):
-            bad.append((n, f"expected a JSON object, got {type(obj).__name__}", excerpt))
-            continue
-        text, label = obj.get(text_field), obj.get(label_field)
-        wrong = [f for f, v in ((text_field, text), (label_field, label)) if not (v is None or isinstance(v, str))]
-        if wrong:
-            bad.append((n, f"field '{wrong[0]}' is {type(obj[wrong[0]]).__name__}, expected a string", excerpt))
-            continue
-        rows.append((n, text, label))
-    return Parsed(rows, bad)
+def _excerpt(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return text[:RAW_EXCERPT]
 
 
-def parse_csv(data: bytes, text_field: str, label_field: str) -> Parsed:
-    """RFC 4180 CSV with a header; `line` is the line where the row starts."""
-    rows, bad = [], []
+def _as_text(value, name: str) -> tuple[str | None, str | None]:
+    """A field value as a string (or None); numbers in a group key are fine, elsewhere an error."""
+    if value is None or isinstance(value, str):
+        return value, None
+    if name == "group" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value), None
+    return None, f"is {type(value).__name__}, expected a string"
+
+
+def _duplicate_key(raw: bytes, keys: tuple[str, ...]) -> str | None:
+    """orjson keeps one of two equal keys silently; an ambiguous line is quarantined instead."""
+    for key in keys:
+        if raw.count(b'"' + key.encode() + b'"') > 1:
+            objects: list[list[str]] = []  # keys of each object, innermost first: the last is the line's
+            json.loads(raw, object_pairs_hook=lambda pairs: objects.append([k for k, _ in pairs]) or {})
+            if objects[-1].count(key) > 1:
+                return key
+    return None
+
+
+def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: Parsed) -> None:
+    """One JSONL line into a row or a quarantined unit."""
+    if not raw.strip():
+        parsed.bad.append((n, offset, "blank line", ""))
+        return
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        return Parsed([], [(line, f"invalid UTF-8 at byte {e.start}; whole file quarantined", "")])
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return Parsed([], [])
-    except csv.Error as e:
-        return Parsed([], [(1, f"unreadable CSV header: {e}", "")])
-    missing = [f for f in (text_field, label_field) if f not in header]
-    if missing:
-        return Parsed([], [(1, f"CSV header has no column {missing[0]!r} (columns: {', '.join(header)}); "
-                               "whole file quarantined", ",".join(header)[:RAW_EXCERPT])])
-    ti, li = header.index(text_field), header.index(label_field)
-    start = reader.line_num + 1
-    while True:
+        obj = orjson.loads(raw if src.encoding.lower().replace("-", "") == "utf8"
+                           else raw.decode(src.encoding).encode("utf-8"))
+    except (orjson.JSONDecodeError, UnicodeDecodeError, LookupError) as e:
+        parsed.bad.append((n, offset, f"invalid JSON: {str(e).splitlines()[0]}", _excerpt(raw)))
+        return
+    if not isinstance(obj, dict):
+        parsed.bad.append((n, offset, f"expected a JSON object, got {type(obj).__name__}", _excerpt(raw)))
+        return
+    fields = {"text": src.text_field, "label": src.label_field, "group": src.group_field}
+    dup = _duplicate_key(raw, tuple(k for k in fields.values() if k))
+    if dup:
+        parsed.bad.append((n, offset, f"duplicate key '{dup}'", _excerpt(raw)))
+        return
+    values = []
+    for role, name in fields.items():
+        value, err = _as_text(obj.get(name) if name else None, role)
+        if err:
+            parsed.bad.append((n, offset, f"field '{name}' {err}", _excerpt(raw)))
+            return
+        values.append(value)
+    parsed.rows.append((n, *values))
+
+
+def iter_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, int, bytes | None, int]]:
+    """(line number, byte offset, bytes or None if over the limit, length) for each line, streaming."""
+    with open(path, "rb") as f:
+        n, offset = 0, 0
+        while True:
+            raw = f.readline(max_line_bytes + 1)
+            if not raw:
+                return
+            n += 1
+            length = len(raw)
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the overlong line
+                    raw = f.readline(1 << 20)
+                    length += len(raw)
+                yield n, offset, None, length
+            else:
+                line = raw.removesuffix(b"\n").removesuffix(b"\r")
+                if n == 1:
+                    line = line.removeprefix(b"\xef\xbb\xbf")
+                yield n, offset, line, length
+            offset += length
+
+
+def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: int) -> Iterator[Parsed]:
+    parsed = Parsed()
+    for n, offset, raw, length in iter_lines(path, max_line_bytes):
+        if raw is None:
+            parsed.bad.append((n, offset, f"line is {length} bytes, over ingest.max_line_bytes={max_line_bytes}", ""))
+        else:
+            parse_json_line(n, offset, raw, src, parsed)
+        if len(parsed.rows) + len(parsed.bad) >= chunk_rows:
+            yield parsed
+            parsed = Parsed()
+    yield parsed
+
+
+def read_csv(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Parsed]:
+    """RFC 4180 CSV with a header; `line` is where the row starts. Undecodable rows are quarantined."""
+    with open(path, encoding=src.encoding, errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f, delimiter=src.delimiter, strict=True)
         try:
-            row = next(reader)
+            header = next(reader)
         except StopIteration:
-            break
+            yield Parsed()
+            return
         except csv.Error as e:
-            bad.append((start, f"unreadable CSV row: {e}", ""))
+            yield Parsed(bad=[(1, None, f"unreadable CSV header: {e}; whole file quarantined", "")])
+            return
+        if header and header[0].startswith("\ufeff"):
+            header[0] = header[0][1:]
+        missing = [name for name in (src.text_field, src.label_field, src.group_field) if name and name not in header]
+        if missing:
+            yield Parsed(bad=[(1, None, f"CSV header has no column {missing[0]!r} (columns: {', '.join(header)}); "
+                                        "whole file quarantined", _excerpt(",".join(header)))])
+            return
+        idx = [header.index(name) if name else None for name in (src.text_field, src.label_field, src.group_field)]
+        parsed, start = Parsed(), reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                parsed.bad.append((start, None, f"unreadable CSV row: {e}", ""))
+                row = None
+            if row is None:
+                pass
+            elif any("\udc80" <= ch <= "\udcff" for cell in row for ch in cell):
+                parsed.bad.append((start, None, f"invalid {src.encoding} bytes in row", _excerpt(",".join(row).encode("utf-8", "replace"))))
+            elif len(row) != len(header):
+                parsed.bad.append((start, None, f"row has {len(row)} fields, header has {len(header)}", _excerpt(",".join(row))))
+            else:
+                parsed.rows.append((start, *(row[i] if i is not None else None for i in idx)))
             start = reader.line_num + 1
-            continue
-        if len(row) != len(header):
-            bad.append((start, f"row has {len(row)} fields, header has {len(header)}", ",".join(row)[:RAW_EXCERPT]))
-        elif row:
-            rows.append((start, row[ti], row[li]))
-        start = reader.line_num + 1
-    return Parsed(rows, bad)
+            if len(parsed.rows) + len(parsed.bad) >= chunk_rows:
+                yield parsed
+                parsed = Parsed()
+        yield parsed
 
 
-def parse_parquet(path: Path, text_field: str, label_field: str) -> Parsed:
-    """Parquet rows; `line` is the 1-based row number. A missing column quarantines the file."""
+def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Parsed]:
+    """Parquet rows (`line` = 1-based row). A missing or non-text column quarantines the file."""
     try:
-        df = pl.read_parquet(path)
+        schema = pl.read_parquet_schema(path)
     except Exception as e:  # polars raises several types for corrupt files
-        return Parsed([], [(0, f"unreadable Parquet file: {str(e).splitlines()[0]}", "")])
-    for name in (text_field, label_field):
-        if name not in df.columns:
-            return Parsed([], [(0, f"Parquet file has no column {name!r} (columns: {', '.join(df.columns)}); "
-                                   "whole file quarantined", "")])
-        if df.schema[name] not in (pl.String, pl.Null):
-            return Parsed([], [(0, f"Parquet column {name!r} is {df.schema[name]}, expected a string; "
-                                   "whole file quarantined", "")])
-    texts, labels = df[text_field].to_list(), df[label_field].to_list()
-    return Parsed([(i + 1, t, lab) for i, (t, lab) in enumerate(zip(texts, labels))], [])
+        yield Parsed(bad=[(0, None, f"unreadable Parquet file: {str(e).splitlines()[0]}; whole file quarantined", "")])
+        return
+    names = [src.text_field, src.label_field] + ([src.group_field] if src.group_field else [])
+    for name in names:
+        if name not in schema:
+            yield Parsed(bad=[(0, None, f"Parquet file has no column {name!r} (columns: {', '.join(schema)}); "
+                                        "whole file quarantined", "")])
+            return
+        textual = schema[name] in (pl.String, pl.Null, pl.Categorical) or isinstance(schema[name], pl.Enum)
+        if not textual and not (name == src.group_field and schema[name].is_integer()):
+            yield Parsed(bad=[(0, None, f"Parquet column {name!r} is {schema[name]}, expected a string; "
+                                        "whole file quarantined", "")])
+            return
+    total = pl.scan_parquet(path).select(pl.len()).collect().item()
+    for start in range(0, max(total, 1), chunk_rows):
+        df = pl.scan_parquet(path).slice(start, chunk_rows).select(pl.col(n).cast(pl.String) for n in names).collect()
+        cols = [df[n].to_list() for n in names] + ([] if src.group_field else [[None] * df.height])
+        yield Parsed(rows=[(start + i + 1, *vals) for i, vals in enumerate(zip(*cols))])
 
 
-def parse_file(path: Path, source: SourceParams, max_line_bytes: int) -> Parsed:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt == "parquet":
-        return parse_parquet(path, source.text_field, source.label_field)
+def read_file(path: Path, src: SourceParams, p: IngestParams) -> Iterator[Parsed]:
+    if path.is_dir():
+        yield Parsed(bad=[(0, None, "is a directory, expected a file; whole path quarantined", "")])
+        return
     try:
-        data = path.read_bytes()
+        fmt = FORMATS[path.suffix.lower()]
+        if fmt == "parquet":
+            yield from read_parquet(path, src, p.chunk_rows)
+        elif fmt == "csv":
+            yield from read_csv(path, src, p.chunk_rows)
+        else:
+            yield from read_jsonl(path, src, p.max_line_bytes, p.chunk_rows)
+    except PermissionError:
+        raise UserError(f"{path}: permission denied; make it readable (chmod a+r) and rerun") from None
+    except LookupError:
+        raise UserError(f"data.sources[{src.name}].encoding: unknown encoding '{src.encoding}'") from None
     except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
-    if fmt == "jsonl":
-        return parse_jsonl(data, source.text_field, source.label_field, max_line_bytes)
-    return parse_csv(data, source.text_field, source.label_field)
+        raise UserError(f"{path}: cannot read ({e.strerror or e}); check the file and rerun") from None
 
 
-def to_frames(parsed: Parsed, source: SourceParams, file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The pure core: parsed units of one file -> (records, quarantine) frames."""
-    lines, texts, labels = (list(c) for c in zip(*parsed.rows)) if parsed.rows else ([], [], [])
-    records = pl.DataFrame({
-        "record_id": record_ids(texts), "text": texts, "label": labels, "source": source.name,
-        "file": file, "line": lines, "license": source.license,
-    }, schema=RECORDS_SCHEMA)
-    quarantine = pl.DataFrame(
-        [(source.name, file, line, err, raw) for line, err, raw in parsed.bad],
-        schema=QUARANTINE_SCHEMA, orient="row")
+def to_frames(parsed: Parsed, src: SourceParams, file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The pure core: parsed units of one chunk -> (records, quarantine) frames."""
+    lines, texts, labels, groups = (list(c) for c in zip(*parsed.rows)) if parsed.rows else ([], [], [], [])
+    n = len(lines)
+    records = pl.DataFrame({"record_id": record_ids(texts), "text": texts, "label": labels, "group": groups,
+                            "source": [src.name] * n, "file": [file] * n, "line": lines,
+                            "license": [src.license] * n}, schema=RECORDS_SCHEMA)
+    quarantine = pl.DataFrame([(src.name, file, *unit) for unit in parsed.bad], schema=QUARANTINE_SCHEMA, orient="row")
     return records, quarantine
 
 
-def assign_files(raw_dir: Path, sources: list[SourceParams]) -> dict[str, list[Path]]:
-    """Each raw file belongs to exactly one source; unclaimed or doubly claimed files are errors."""
+def assign_files(raw_dir: Path, sources: list[SourceParams]) -> list[tuple[Path, SourceParams]]:
+    """Each raw path belongs to exactly one source; unclaimed or doubly claimed paths are errors."""
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: raw data directory not found; create it and put your "
                         "JSONL/CSV/Parquet files there (see README, 'Use your own data')")
-    owner: dict[Path, str] = {}
-    assigned: dict[str, list[Path]] = {}
+    owner: dict[Path, SourceParams] = {}
     for src in sources:
-        files = sorted(p for p in raw_dir.glob(src.files) if p.is_file())
-        if not files:
+        matched = sorted(raw_dir.glob(src.files))
+        if not matched:
             raise UserError(f"data.sources[{src.name}]: files '{src.files}' match nothing under {raw_dir}/")
-        for f in files:
+        for f in matched:
             if f.suffix.lower() not in FORMATS:
                 raise UserError(f"{f}: unsupported format '{f.suffix}' (source {src.name}); "
                                 f"use one of {', '.join(sorted(FORMATS))}")
             if f in owner:
-                raise UserError(f"{f}: claimed by sources '{owner[f]}' and '{src.name}'; make the globs disjoint")
-            owner[f] = src.name
-        assigned[src.name] = files
-    all_files = {p for p in raw_dir.rglob("*") if p.is_file() and not p.name.startswith(".")}
-    unclaimed = sorted(all_files - owner.keys())
+                raise UserError(f"{f}: claimed by sources '{owner[f].name}' and '{src.name}'; make the globs disjoint")
+            owner[f] = src
+    files = {p for p in raw_dir.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    inside_claimed_dir = {p for p in files for d in owner if d.is_dir() and d in p.parents}
+    unclaimed = sorted(files - owner.keys() - inside_claimed_dir)
     if unclaimed:
         raise UserError(f"{unclaimed[0]}: no source in data.sources claims this file; add a source "
                         "for it in conf/data/ (then `tunebuild compose`) or move it out of data/raw/")
-    return assigned
+    return sorted(owner.items(), key=lambda kv: kv[0].as_posix())
 
 
-def ingest(raw_dir: Path, params: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    by_name = {s.name: s for s in params.data.sources}
-    records, quarantine, stats = [], [], {}
-    for name, files in assign_files(raw_dir, params.data.sources).items():
-        source = by_name[name]
-        n_rec = n_bad = 0
-        for path in files:
-            rec, bad = to_frames(parse_file(path, source, params.ingest.max_line_bytes), source,
-                                 path.as_posix())
-            records.append(rec)
-            quarantine.append(bad)
-            n_rec, n_bad = n_rec + rec.height, n_bad + bad.height
-        stats[name] = {"files": len(files), "units": n_rec + n_bad, "records": n_rec, "quarantined": n_bad}
-    rec = pl.concat(records).sort("file", "line")
-    bad = pl.concat(quarantine).sort("file", "line")
+def ingest(raw_dir: Path, params: Params, sink) -> dict:
+    """Read every claimed file chunk by chunk; `sink(records, quarantine)` takes each chunk."""
+    stats = {s.name: {"files": 0, "units": 0, "records": 0, "quarantined": 0} for s in params.data.sources}
+    for path, src in assign_files(raw_dir, params.data.sources):
+        stats[src.name]["files"] += 1
+        for parsed in read_file(path, src, params.ingest):
+            rec, bad = to_frames(parsed, src, path.as_posix())
+            sink(rec, bad)
+            s = stats[src.name]
+            s["units"] += rec.height + bad.height
+            s["records"] += rec.height
+            s["quarantined"] += bad.height
     totals = {k: sum(s[k] for s in stats.values()) for k in ("files", "units", "records", "quarantined")}
-    return rec, bad, {"sources": stats, "total": totals}
+    return {"sources": dict(sorted(stats.items())), "total": totals}
+
+
+def ingest_frames(raw_dir: Path, params: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Everything in memory (for tests and small data)."""
+    recs, bads = [pl.DataFrame(schema=RECORDS_SCHEMA)], [pl.DataFrame(schema=QUARANTINE_SCHEMA)]
+    stats = ingest(raw_dir, params, lambda r, b: (recs.append(r), bads.append(b)))
+    return pl.concat(recs), pl.concat(bads), stats
 
 
 def main() -> None:
     params = load_params(Params)
-    records, quarantine, stats = ingest(RAW_DIR, params)
-    write_parquet(records, OUT / "records.parquet")
-    write_parquet(quarantine, OUT / "quarantine.parquet")
+    OUT.mkdir(parents=True, exist_ok=True)
+    parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
+    try:
+        counter = iter(range(1 << 62))
+
+        def sink(rec: pl.DataFrame, bad: pl.DataFrame) -> None:
+            i = next(counter)
+            rec.write_parquet(parts / f"records-{i:09d}.parquet")
+            bad.write_parquet(parts / f"quarantine-{i:09d}.parquet")
+
+        sink(pl.DataFrame(schema=RECORDS_SCHEMA), pl.DataFrame(schema=QUARANTINE_SCHEMA))
+        stats = ingest(RAW_DIR, params, sink)
+        for name in ("records", "quarantine"):
+            with atomic_path(OUT / f"{name}.parquet") as tmp:
+                pl.scan_parquet(sorted(parts.glob(f"{name}-*.parquet"))).sink_parquet(tmp, compression="zstd", statistics=False)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     t = stats["total"]
     print(f"ingest: {t['units']} units from {t['files']} files -> {t['records']} records, "

@@ -39,11 +39,24 @@ class ModelParams:
 
 @dataclass
 class SourceParams:
+    """One raw source: which files, under which license, and how to read them."""
+
     name: str
-    files: str
-    license: str
+    files: str                   # glob under data/raw/
+    license: str                 # SPDX id (or LicenseRef-...)
     text_field: str
     label_field: str
+    group_field: Optional[str]   # e.g. a customer or conversation id: one group, one split
+    encoding: str                # of JSONL and CSV files
+    delimiter: str               # CSV only
+
+
+@dataclass
+class ForgetParams:
+    """Records to remove everywhere downstream (rule `forget`)."""
+
+    record_ids: list[str]
+    patterns: list[str]          # regular expressions matched against the text
 
 
 @dataclass
@@ -51,6 +64,7 @@ class DataParams:
     name: str
     labels: list[str]
     sources: list[SourceParams]
+    forget: ForgetParams
 
 
 @dataclass

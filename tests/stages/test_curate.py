@@ -1,50 +1,105 @@
+import dataclasses
+
 import polars as pl
 import pytest
 
+from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, sft_model)
 from stages.ingest import RECORDS_SCHEMA
-from stages.curate import CurateParams, Params, curate
 from stages.lib.errors import UserError
-from stages.lib.params import DataParams, TaskParams
+from stages.lib.params import DataParams, ForgetParams, TaskParams
 from stages.lib.records import record_ids
 
-P = Params(curate=CurateParams(min_chars=3, max_chars=40),
-           data=DataParams(name="d", labels=["billing", "refund"], sources=[]), task=TaskParams(name="classify"))
+CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_symbol_ratio=0.5, max_char_run=5,
+                  boilerplate=["(?i)sent from my iphone", "-+"], scripts=["Latin"], min_script_ratio=0.7,
+                  license_allowlist=["CC0-1.0"],
+                  pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="keep",
+                                national_id="reject"),
+                  near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0))
+DATA = DataParams(name="d", labels=["billing", "refund"], sources=[], forget=ForgetParams(record_ids=[], patterns=[]))
+P = Params(curate=CP, data=DATA, task=TaskParams(name="classify"))
 
 
-def frame(rows):
+def frame(rows, license="CC0-1.0"):
     texts = [r[0] for r in rows]
+    n = len(rows)
     return pl.DataFrame({"record_id": record_ids(texts), "text": texts, "label": [r[1] for r in rows],
-                         "source": ["s"] * len(rows), "file": ["f.jsonl"] * len(rows), "line": list(range(1, len(rows) + 1)),
-                         "license": ["CC0-1.0"] * len(rows)}, schema=RECORDS_SCHEMA)
+                         "group": [None] * n, "source": ["s"] * n, "file": ["f.jsonl"] * n,
+                         "line": list(range(1, n + 1)), "license": [license] * n}, schema=RECORDS_SCHEMA)
+
+
+def rules_of(rejected: pl.DataFrame) -> dict[int, str]:
+    return dict(zip(rejected["line"].to_list(), rejected["rule"].to_list()))
 
 
 def test_each_rule_with_reason():
     records = frame([
-        ("I was charged twice", "billing"),     # 1 kept
-        ("", "billing"),                       # 2 empty_text
-        (None, "refund"),                      # 3 empty_text
-        ("hi", "refund"),                      # 4 too_short
-        ("x" * 41, "refund"),                  # 5 too_long
-        ("please refund me", "misc"),          # 6 unknown_label
-        ("please refund me now", None),        # 7 unknown_label
-        ("I WAS charged  twice", "billing"),   # 8 duplicate of line 1 (same normalized text)
-        ("money back?", "refund"),             # 9 label_conflict
-        ("Money back?", "billing"),            # 10 label_conflict
-        ("", "misc"),                          # 11 empty_text wins over unknown_label
+        ("I was charged twice", "billing"),             # 1 kept
+        ("", "billing"),                               # 2 empty_text
+        (None, "refund"),                              # 3 empty_text
+        ("hi", "refund"),                              # 4 too_short
+        ("x y " * 30, "refund"),                       # 5 too_long
+        ("please refund me", "misc"),                  # 6 unknown_label
+        ("please refund me now", None),                # 7 unknown_label
+        ("I WAS charged  twice", "billing"),           # 8 duplicate of line 1 (same normalized text)
+        ("money back please?", "refund"),              # 9 label_conflict
+        ("Money back please?", "billing"),             # 10 label_conflict
+        ("", "misc"),                                  # 11 empty_text wins over unknown_label
+        ("refund", "refund"),                          # 12 too_few_words
+        ("one two three four five six seven eight nine ten eleven twelve thirteen", "refund"),  # 13 too_many_words
+        ("$$$ ### !!! ???", "refund"),                 # 14 mostly_symbols
+        ("refund meeeeeeeee now", "refund"),           # 15 repeated_chars
+        ("Sent from my iPhone\n-----", "refund"),      # 16 boilerplate
+        ("Верните мне деньги пожалуйста", "refund"),   # 17 charset
+        ("my card 4111 1111 1111 1111 was charged", "billing"),  # 18 pii_card
+        ("write to jane.doe@example.com about it", "billing"),   # 19 kept, redacted
+        ("I was charged twice today", "billing"),      # 20 near_duplicate of 1? (shingles differ a lot: kept)
     ])
     curated, rejected, stats = curate(records, P)
-    assert curated["line"].to_list() == [1]
-    got = dict(zip(rejected["line"].to_list(), rejected["rule"].to_list()))
-    assert got == {2: "empty_text", 3: "empty_text", 4: "too_short", 5: "too_long", 6: "unknown_label",
-                   7: "unknown_label", 8: "duplicate", 9: "label_conflict", 10: "label_conflict", 11: "empty_text"}
+    assert sorted(curated["line"].to_list()) == [1, 19, 20]
+    assert rules_of(rejected) == {2: "empty_text", 3: "empty_text", 4: "too_short", 5: "too_long", 6: "unknown_label",
+                                  7: "unknown_label", 8: "duplicate", 9: "label_conflict", 10: "label_conflict",
+                                  11: "empty_text", 12: "too_few_words", 13: "too_many_words", 14: "mostly_symbols",
+                                  15: "repeated_chars", 16: "boilerplate", 17: "charset", 18: "pii_card"}
     reasons = dict(zip(rejected["line"].to_list(), rejected["reason"].to_list()))
     assert reasons[4] == "text has 2 characters, fewer than curate.min_chars=3"
-    assert reasons[5] == "text has 41 characters, more than curate.max_chars=40"
     assert reasons[6] == "label 'misc' is not in data.labels"
     assert reasons[8] == "duplicate of f.jsonl:1"
     assert "labels billing, refund" in reasons[9]
-    assert stats["curated"] + stats["rejected"] == stats["records"] == 11
+    assert "repeats 9 times" in reasons[15]
+    assert "[CARD]" in rejected.filter(pl.col("line") == 18)["text"][0]  # PII never kept in rejected either
+    assert curated.filter(pl.col("line") == 19)["text"][0] == "write to [EMAIL] about it"
+    assert curated.filter(pl.col("line") == 19)["pii"].to_list() == [["email"]]
+    assert stats["curated"] + stats["rejected"] == stats["records"] == 20
     assert stats["rejected_by_rule"]["empty_text"] == 3
+    assert stats["pii"]["email"] == {"found": 1, "redacted": 1, "rejected": 0}
+    assert stats["pii"]["card"] == {"found": 1, "redacted": 0, "rejected": 1}
+
+
+def test_license_forget_and_near_duplicates():
+    long = "my parcel has not arrived yet and the tracking page shows nothing at all since last monday morning"
+    texts = [long + " please help",
+             long + "!! please help!",        # differs only in punctuation: near-duplicate
+             long + " please advise",         # one word changed: near-duplicate
+             "the invoice total is wrong, I was billed for two seats"]
+    records = frame([(t, "refund") for t in texts])
+    roomy = dataclasses.replace(CP, max_chars=1000, max_words=100)
+    p = dataclasses.replace(P, curate=roomy, data=dataclasses.replace(DATA, forget=ForgetParams(
+        record_ids=[records["record_id"][3]], patterns=[])))
+    curated, rejected, _ = curate(records, p)
+    got = rules_of(rejected)
+    assert got[4] == "forget" and rejected.filter(pl.col("line") == 4)["text"][0] is None
+    assert got[2] == "near_duplicate" and got[3] == "near_duplicate"
+    assert "near-duplicate of f.jsonl:1" in rejected.filter(pl.col("line") == 3)["reason"][0]
+    assert curated["line"].to_list() == [1]
+    # keep: all stay, in one cluster (split keeps clusters together)
+    keep = dataclasses.replace(P, curate=dataclasses.replace(roomy, near_duplicates=dataclasses.replace(
+        CP.near_duplicates, action="keep")))
+    curated, rejected, stats = curate(records, keep)
+    assert curated.height == 4 and curated.filter(pl.col("line") <= 3)["cluster"].n_unique() == 1
+    assert stats["clusters"]["kept_with_near_duplicates"] == 1
+    # license
+    curated, rejected, _ = curate(frame([("a fine ticket text", "refund")], license="CC-BY-NC-4.0"), P)
+    assert rejected["rule"].to_list() == ["license"] and "CC-BY-NC-4.0" in rejected["reason"][0]
 
 
 def test_kept_copy_is_the_first_by_file_and_line_whatever_the_input_order():
@@ -62,7 +117,44 @@ def test_all_clean_and_empty_inputs():
     assert curated.height == rejected.height == stats["records"] == 0
 
 
-def test_unknown_task_is_a_user_error():
-    p = Params(curate=P.curate, data=P.data, task=TaskParams(name="sft"))
-    with pytest.raises(UserError, match="task.name"):
-        curate(frame([("x y z", "billing")]), p)
+def test_accounting_against_ingest_stats():
+    records = frame([("fine text", "billing")])
+    ok = {"sources": {"s": {"units": 2, "quarantined": 1}}}
+    assert curate(records, P, ok)[2]["by_source"]["s"] == {"records": 1, "curated": 1, "rejected": 0, "units": 2,
+                                                           "quarantined": 1}
+    with pytest.raises(UserError, match="accounting does not add up"):
+        curate(records, P, {"sources": {"s": {"units": 5, "quarantined": 1}}})
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(task=TaskParams(name="sft")), "task.name"),
+    (dict(curate=dataclasses.replace(CP, pii=dataclasses.replace(CP.pii, email="hide"))), "curate.pii.email"),
+    (dict(curate=dataclasses.replace(CP, boilerplate=["(unclosed"])), "curate.boilerplate"),
+])
+def test_bad_params_are_user_errors(change, needle):
+    with pytest.raises(UserError, match=needle.replace(".", r"\.")):
+        curate(frame([("x y z", "billing")]), dataclasses.replace(P, **change))
+
+
+def test_classify_schema_is_a_dataframe_model():
+    schema = classify_model(("a",), 1, 10)
+    schema.validate(pl.DataFrame({"record_id": ["0123456789abcdef"], "text": ["hello"], "label": ["a"]}))
+
+
+def test_sft_schema_roles_order_contents_length():
+    msg = lambda *pairs: [{"role": r, "content": c} for r, c in pairs]  # noqa: E731
+    df = pl.DataFrame({"record_id": ["0123456789abcdef"] * 5, "messages": [
+        msg(("system", "be brief"), ("user", "hi"), ("assistant", "hello")),   # ok
+        msg(("user", "hi"), ("assistant", "hello"), ("user", "more?")),         # ends with user
+        msg(("assistant", "hello"), ("user", "hi")),                            # wrong order
+        msg(("user", " "), ("assistant", "hello")),                             # empty content
+        msg(("user", "x" * 50), ("assistant", "y")),                            # too long
+    ]})
+    schema = sft_model(40)
+    import pandera.polars as pa
+
+    with pytest.raises(pa.errors.SchemaErrors) as e:
+        schema.validate(df, lazy=True)
+    fc = e.value.failure_cases
+    assert sorted(zip(fc["index"].to_list(), fc["check"].to_list())) == [
+        (1, "role_order"), (2, "role_order"), (3, "empty_content"), (4, "too_long")]

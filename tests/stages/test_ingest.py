@@ -1,15 +1,35 @@
+from pathlib import Path
+
 import polars as pl
 import pytest
 
-from stages.ingest import (IngestParams, Params, assign_files, ingest, parse_csv, parse_jsonl, parse_parquet,
-                           to_frames)
+from stages.ingest import IngestParams, Params, assign_files, ingest_frames, read_file, to_frames
 from stages.lib.errors import UserError
-from stages.lib.params import DataParams, SourceParams
+from stages.lib.params import DataParams, ForgetParams, SourceParams
 
-SRC = SourceParams(name="s", files="s/*", license="CC0-1.0", text_field="text", label_field="label")
+IP = IngestParams(max_line_bytes=80, chunk_rows=3)
 
 
-def test_jsonl_good_and_bad_lines():
+def src(**kw) -> SourceParams:
+    base = dict(name="s", files="s/*", license="CC0-1.0", text_field="text", label_field="label",
+                group_field=None, encoding="utf-8", delimiter=",")
+    return SourceParams(**(base | kw))
+
+
+def read(tmp_path: Path, name: str, data, source=None) -> tuple[list, list]:
+    path = tmp_path / name
+    if isinstance(data, pl.DataFrame):
+        data.write_parquet(path)
+    else:
+        path.write_bytes(data)
+    rows, bad = [], []
+    for parsed in read_file(path, source or src(), IP):
+        rows += parsed.rows
+        bad += parsed.bad
+    return rows, bad
+
+
+def test_jsonl_good_and_bad_lines_in_chunks(tmp_path):
     data = (b'\xef\xbb\xbf{"text": "a", "label": "x"}\r\n'
             b'{"text": "b", "label": "y", "extra": 1}\n'
             b'{broken\n'
@@ -17,55 +37,61 @@ def test_jsonl_good_and_bad_lines():
             b'{"text": 5, "label": "x"}\n'
             b'\n'
             b'{"label": "z"}\n'
-            b'{"text": "' + b"x" * 50 + b'"}\n')
-    parsed = parse_jsonl(data, "text", "label", max_line_bytes=40)
-    assert parsed.rows == [(1, "a", "x"), (2, "b", "y"), (7, None, "z")]
-    errors = {line: err for line, err, _ in parsed.bad}
-    assert set(errors) == {3, 4, 5, 6, 8}
+            b'{"text": "' + b"x" * 100 + b'"}\n'
+            b'{"text": "c", "text": "d", "label": "x"}\n'
+            b'{"text": "e", "label": "x", "meta": {"text": 1}}\n')
+    rows, bad = read(tmp_path, "a.jsonl", data)
+    assert rows == [(1, "a", "x", None), (2, "b", "y", None), (7, None, "z", None), (10, "e", "x", None)]
+    errors = {line: err for line, _, err, _ in bad}
+    assert set(errors) == {3, 4, 5, 6, 8, 9}
     assert errors[3].startswith("invalid JSON")
     assert "expected a JSON object" in errors[4]
     assert "field 'text' is int" in errors[5]
     assert errors[6] == "blank line"
     assert "max_line_bytes" in errors[8]
+    assert errors[9] == "duplicate key 'text'"
+    offsets = {line: off for line, off, _, _ in bad}
+    assert offsets[3] == data.index(b"{broken")
 
 
-def test_jsonl_truncated_last_line_is_quarantined():
-    parsed = parse_jsonl(b'{"text": "a", "label": "x"}\n{"text": "b", "lab', "text", "label", 1000)
-    assert [r[0] for r in parsed.rows] == [1] and [b[0] for b in parsed.bad] == [2]
+def test_jsonl_truncated_last_line_is_quarantined(tmp_path):
+    rows, bad = read(tmp_path, "a.jsonl", b'{"text": "a", "label": "x"}\n{"text": "b", "lab')
+    assert [r[0] for r in rows] == [1] and [b[0] for b in bad] == [2]
 
 
-def test_csv_line_numbers_quoted_newlines_and_ragged_rows():
+def test_csv_line_numbers_quoted_newlines_and_ragged_rows(tmp_path):
     data = b'id,text,label\n1,"multi\nline, quoted",x\n2,plain,y\n3,ragged,z,extra\n4,short\n5,"last",w\n'
-    parsed = parse_csv(data, "text", "label")
-    assert parsed.rows == [(2, "multi\nline, quoted", "x"), (4, "plain", "y"), (7, "last", "w")]
-    assert [(line, err) for line, err, _ in parsed.bad] == [
+    rows, bad = read(tmp_path, "a.csv", data)
+    assert rows == [(2, "multi\nline, quoted", "x", None), (4, "plain", "y", None), (7, "last", "w", None)]
+    assert [(line, err) for line, _, err, _ in bad] == [
         (5, "row has 4 fields, header has 3"), (6, "row has 2 fields, header has 3")]
 
 
-def test_csv_missing_column_and_bad_utf8_quarantine_the_file():
-    assert "no column 'label'" in parse_csv(b"id,text\n1,a\n", "text", "label").bad[0][1]
-    bad = parse_csv(b"text,label\na,b\n\xff\xfe,c\n", "text", "label")
-    assert bad.rows == [] and bad.bad[0][0] == 3 and "invalid UTF-8" in bad.bad[0][1]
-    assert parse_csv(b"", "text", "label").rows == []
+def test_csv_missing_column_bad_bytes_and_options(tmp_path):
+    assert "no column 'label'" in read(tmp_path, "a.csv", b"id,text\n1,a\n")[1][0][2]
+    rows, bad = read(tmp_path, "b.csv", b"text,label\na,b\n\xff\xfe,c\nd,e\n")
+    assert [r[0] for r in rows] == [2, 4] and bad[0][0] == 3 and "invalid utf-8" in bad[0][2]
+    assert read(tmp_path, "c.csv", b"") == ([], [])
+    rows, _ = read(tmp_path, "d.csv", "text;label\ncafé;x\n".encode("latin-1"), src(encoding="latin-1", delimiter=";"))
+    assert rows == [(2, "café", "x", None)]
 
 
-def test_parquet_rows_and_schema_problems(tmp_path):
-    good = tmp_path / "good.parquet"
-    pl.DataFrame({"text": ["a", None], "label": ["x", "y"]}).write_parquet(good)
-    assert parse_parquet(good, "text", "label").rows == [(1, "a", "x"), (2, None, "y")]
-    other = tmp_path / "other.parquet"
-    pl.DataFrame({"body": ["a"], "label": ["x"]}).write_parquet(other)
-    assert "no column 'text'" in parse_parquet(other, "text", "label").bad[0][1]
-    typed = tmp_path / "typed.parquet"
-    pl.DataFrame({"text": [1], "label": ["x"]}).write_parquet(typed)
-    assert "expected a string" in parse_parquet(typed, "text", "label").bad[0][1]
-    corrupt = tmp_path / "corrupt.parquet"
-    corrupt.write_bytes(b"PAR1 not really")
-    assert "unreadable Parquet" in parse_parquet(corrupt, "text", "label").bad[0][1]
+def test_parquet_rows_groups_and_schema_problems(tmp_path):
+    df = pl.DataFrame({"text": ["a", None], "label": ["x", "y"], "cust": [7, 8]})
+    rows, _ = read(tmp_path, "good.parquet", df, src(group_field="cust"))
+    assert rows == [(1, "a", "x", "7"), (2, None, "y", "8")]
+    assert "no column 'text'" in read(tmp_path, "o.parquet", df.rename({"text": "body"}))[1][0][2]
+    assert "expected a string" in read(tmp_path, "t.parquet", df.with_columns(text=pl.lit(1)))[1][0][2]
+    assert "unreadable Parquet" in read(tmp_path, "c.parquet", b"PAR1 not really")[1][0][2]
+    cat = df.with_columns(pl.col("label").cast(pl.Categorical))
+    assert read(tmp_path, "cat.parquet", cat)[0][0] == (1, "a", "x", None)
 
 
-def test_to_frames_adds_identity_and_provenance():
-    records, quarantine = to_frames(parse_jsonl(b'{"text": "Hi", "label": "x"}\n{\n', "text", "label", 100), SRC, "f.jsonl")
+def test_to_frames_adds_identity_and_provenance(tmp_path):
+    rows, bad = read(tmp_path, "a.jsonl", b'{"text": "Hi", "label": "x"}\n{\n')
+    from stages.ingest import Parsed
+
+    records, quarantine = to_frames(Parsed(rows, bad), src(), "f.jsonl")
     row = records.row(0, named=True)
     assert row["source"] == "s" and row["file"] == "f.jsonl" and row["line"] == 1 and row["license"] == "CC0-1.0"
     assert len(row["record_id"]) == 16
@@ -74,25 +100,27 @@ def test_to_frames_adds_identity_and_provenance():
 
 def test_assign_files_errors(tmp_path):
     with pytest.raises(UserError, match="raw data directory not found"):
-        assign_files(tmp_path / "missing", [SRC])
+        assign_files(tmp_path / "missing", [src()])
     (tmp_path / "s").mkdir()
     with pytest.raises(UserError, match="match nothing"):
-        assign_files(tmp_path, [SRC])
+        assign_files(tmp_path, [src()])
     (tmp_path / "s" / "a.jsonl").write_text("{}\n")
     (tmp_path / "stray.csv").write_text("a\n")
     with pytest.raises(UserError, match="stray.csv: no source"):
-        assign_files(tmp_path, [SRC])
+        assign_files(tmp_path, [src()])
     (tmp_path / "stray.csv").unlink()
     (tmp_path / "s" / "b.txt").write_text("x")
     with pytest.raises(UserError, match="unsupported format"):
-        assign_files(tmp_path, [SRC])
+        assign_files(tmp_path, [src()])
 
 
 def test_ingest_counts_every_unit(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "a.jsonl").write_text('{"text": "one", "label": "x"}\nnot json\n{"text": "two"}\n')
-    params = Params(ingest=IngestParams(max_line_bytes=1000),
-                    data=DataParams(name="d", labels=["x"], sources=[SRC]))
-    records, quarantine, stats = ingest(tmp_path, params)
-    assert records.height == 2 and quarantine.height == 1
-    assert stats["sources"]["s"] == {"files": 1, "units": 3, "records": 2, "quarantined": 1}
+    (tmp_path / "s" / "dir.jsonl").mkdir()
+    params = Params(ingest=IP, data=DataParams(name="d", labels=["x"], sources=[src()],
+                                               forget=ForgetParams(record_ids=[], patterns=[])))
+    records, quarantine, stats = ingest_frames(tmp_path, params)
+    assert records.height == 2 and quarantine.height == 2
+    assert "is a directory" in quarantine.filter(pl.col("file").str.ends_with("dir.jsonl"))["error"][0]
+    assert stats["sources"]["s"] == {"files": 2, "units": 4, "records": 2, "quarantined": 2}

