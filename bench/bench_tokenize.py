@@ -4,7 +4,7 @@ Texts: the curated demo texts repeated to --rows rows. Prints JSON lines with
 tokens/s for `tokenizers.Tokenizer.encode_batch` (ids only, the peer) and for
 the stage's core `stages.tokenize.tokenize` (ids into a parquet-ready frame).
 
-    python bench/tokenize.py --rows 200000
+    python bench/bench_tokenize.py --rows 200000
 """
 from __future__ import annotations
 

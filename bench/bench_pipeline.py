@@ -3,7 +3,7 @@
 Copies the project (code, conf, full demo data) into a temporary git repo so the
 working tree is untouched. Prints one JSON line per measurement.
 
-    python bench/pipeline.py            # the default config (what the README runs)
+    python bench/bench_pipeline.py            # the default config (what the README runs)
 """
 from __future__ import annotations
 
