@@ -28,7 +28,7 @@ from pandera.api.polars.types import PolarsData
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
 from stages.lib.files import read_json, write_json, write_parquet
-from stages.lib.params import DataParams, TaskParams, load_params
+from stages.lib.params import DataParams, TaskParams, check_license, load_params
 
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")
@@ -154,6 +154,8 @@ def check_params(p: Params) -> None:
         if getattr(p.curate.pii, kind) not in PII_ACTIONS:
             raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
                             f"{', '.join(PII_ACTIONS)}")
+    for i, license_id in enumerate(p.curate.license_allowlist):
+        check_license(license_id, f"curate.license_allowlist[{i}]")
     if p.curate.near_duplicates.action not in ("reject", "keep"):
         raise UserError(f"params.yaml: curate.near_duplicates.action: '{p.curate.near_duplicates.action}' "
                         "is not one of reject, keep")
@@ -269,26 +271,32 @@ def apply_rules(df: pl.DataFrame, p: Params) -> pl.DataFrame:
     return df.with_columns(rule=rule, reason=reason, column=column).drop("index", "_max_run", "_schema_rule", "_schema_col")
 
 
-def apply_pii(df: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Redact PII (all found types in rejected rows; `redact` types in kept rows), reject `reject` types.
+def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, list]:
+    """Text with the `redact` PII types replaced: what would be trained on, and what the rules see."""
+    spans = find_pii(records)
+    kinds = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
+    texts = [pii.redact(t, sp, kinds) if sp else t for t, sp in zip(records["text"].to_list(), spans)]
+    return records.with_columns(text=pl.Series(texts, dtype=pl.String)), spans
 
-    Returns the frame with `text` redacted, `pii` (types found), and the rule/reason
-    updated; and one row per (source, type) with counts found / redacted / rejected.
+
+def apply_pii(df: pl.DataFrame, originals: list, spans: list, p: Params) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Reject `reject` PII types (rule pii_<type>); rejected rows get every PII type redacted.
+
+    Returns the frame with `pii` (types found) and rule/reason updated, and one row per
+    (source, type) with counts found / redacted / rejected.
     """
-    spans = find_pii(df)
     actions = {k: getattr(p.curate.pii, k) for k in pii.TYPES}
-    redact_kinds = {k for k, a in actions.items() if a == "redact"}
     rules, reasons, columns, texts, found = [], [], [], [], []
     counts: dict[tuple[str, str], list[int]] = {}
-    for row, sp in zip(df.select("text", "rule", "reason", "column", "source").iter_rows(), spans):
-        text, rule, reason, column, source = row
+    rows = df.select("text", "rule", "reason", "column", "source").iter_rows()
+    for (text, rule, reason, column, source), original, sp in zip(rows, originals, spans):
         kinds = sorted({k for k, _, _ in sp}, key=pii.TYPES.index)
         rejected_kind = next((k for k in kinds if actions[k] == "reject"), None)
         if rule is None and rejected_kind:
             rule, column = f"pii_{rejected_kind}", "text"
             reason = f"contains {rejected_kind.replace('_', ' ')} (curate.pii.{rejected_kind}=reject); redacted here"
         kept = rule is None
-        texts.append(pii.redact(text, sp, redact_kinds if kept else set(pii.TYPES)) if sp else text)
+        texts.append(text if kept or not sp else pii.redact(original, sp, set(pii.TYPES)))
         rules.append(rule), reasons.append(reason), columns.append(column), found.append(kinds)  # noqa: E401
         for k in kinds:
             c = counts.setdefault((source, k), [0, 0, 0])
@@ -347,8 +355,9 @@ def dedupe(df: pl.DataFrame, p: NearDuplicateParams) -> pl.DataFrame:
 def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """The pure core: ingested records -> (curated, rejected, stats)."""
     check_params(p)
-    ruled = apply_rules(records, p)
-    ruled, pii_table = apply_pii(ruled, p)
+    staged, spans = redact_for_training(records, p)
+    ruled = apply_rules(staged, p)
+    ruled, pii_table = apply_pii(ruled, records["text"].to_list(), spans, p)
     ruled = dedupe(ruled, p.curate.near_duplicates)
     forgotten = pl.col("rule") == "forget"
     ruled = ruled.with_columns(text=pl.when(forgotten).then(None).otherwise(pl.col("text")),

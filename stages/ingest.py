@@ -12,8 +12,10 @@ memory stays bounded as raw data grows. A file no source claims is an error.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import sys
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -25,12 +27,13 @@ import polars as pl
 
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_path, write_json
-from stages.lib.params import DataParams, SourceParams, load_params
+from stages.lib.params import DataParams, SourceParams, check_license, load_params
 from stages.lib.records import record_ids
 
 RAW_DIR = Path("data/raw")
 OUT = Path("data/ingest")
 RAW_EXCERPT = 300
+MAX_JSON_DEPTH = 1024  # orjson's nesting limit
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 RECORDS_SCHEMA = {"record_id": pl.String, "text": pl.String, "label": pl.String, "group": pl.String,
@@ -72,15 +75,21 @@ def _as_text(value, name: str) -> tuple[str | None, str | None]:
     return None, f"is {type(value).__name__}, expected a string"
 
 
-def _duplicate_key(raw: bytes, keys: tuple[str, ...]) -> str | None:
-    """orjson keeps one of two equal keys silently; an ambiguous line is quarantined instead."""
-    for key in keys:
-        if raw.count(b'"' + key.encode() + b'"') > 1:
-            objects: list[list[str]] = []  # keys of each object, innermost first: the last is the line's
-            json.loads(raw, object_pairs_hook=lambda pairs: objects.append([k for k, _ in pairs]) or {})
-            if objects[-1].count(key) > 1:
-                return key
-    return None
+def _duplicate_key(data: bytes, keys: tuple[str, ...]) -> str | None:
+    """orjson keeps one of two equal keys silently; an ambiguous line is quarantined instead.
+
+    Only lines that could hold a duplicate (a key name twice, or an escape) are re-parsed.
+    """
+    if b"\\u" not in data and all(data.count(b'"' + k.encode() + b'"') < 2 for k in keys):
+        return None
+    objects: list[list[str]] = []  # keys of each object, innermost first: the last is the line's
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * MAX_JSON_DEPTH))  # orjson already accepted the nesting
+    try:
+        json.loads(data, object_pairs_hook=lambda pairs: objects.append([k for k, _ in pairs]) or {})
+    finally:
+        sys.setrecursionlimit(limit)
+    return next((k for k in keys if objects and objects[-1].count(k) > 1), None)
 
 
 def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: Parsed) -> None:
@@ -89,16 +98,16 @@ def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: 
         parsed.bad.append((n, offset, "blank line", ""))
         return
     try:
-        obj = orjson.loads(raw if src.encoding.lower().replace("-", "") == "utf8"
-                           else raw.decode(src.encoding).encode("utf-8"))
-    except (orjson.JSONDecodeError, UnicodeDecodeError, LookupError) as e:
+        data = raw if codecs.lookup(src.encoding).name == "utf-8" else raw.decode(src.encoding).encode("utf-8")
+        obj = orjson.loads(data)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as e:
         parsed.bad.append((n, offset, f"invalid JSON: {str(e).splitlines()[0]}", _excerpt(raw)))
         return
     if not isinstance(obj, dict):
         parsed.bad.append((n, offset, f"expected a JSON object, got {type(obj).__name__}", _excerpt(raw)))
         return
     fields = {"text": src.text_field, "label": src.label_field, "group": src.group_field}
-    dup = _duplicate_key(raw, tuple(k for k in fields.values() if k))
+    dup = _duplicate_key(data, tuple(k for k in fields.values() if k))
     if dup:
         parsed.bad.append((n, offset, f"duplicate key '{dup}'", _excerpt(raw)))
         return
@@ -148,9 +157,16 @@ def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: i
     yield parsed
 
 
-def read_csv(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Parsed]:
+def _shown(cell: str) -> str:
+    """Undecodable bytes (kept as surrogates while parsing) shown as U+FFFD."""
+    return cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_csv(path: Path, src: SourceParams, chunk_rows: int, max_bytes: int) -> Iterator[Parsed]:
     """RFC 4180 CSV with a header; `line` is where the row starts. Undecodable rows are quarantined."""
-    with open(path, encoding=src.encoding, errors="surrogateescape", newline="") as f:
+    utf8 = codecs.lookup(src.encoding).name == "utf-8"
+    csv.field_size_limit(sys.maxsize)  # the size rule below quarantines big fields as one unit
+    with open(path, encoding="utf-8-sig" if utf8 else src.encoding, errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter=src.delimiter, strict=True)
         try:
             header = next(reader)
@@ -160,8 +176,7 @@ def read_csv(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Parsed]
         except csv.Error as e:
             yield Parsed(bad=[(1, None, f"unreadable CSV header: {e}; whole file quarantined", "")])
             return
-        if header and header[0].startswith("\ufeff"):
-            header[0] = header[0][1:]
+        header = [_shown(h) for h in header]
         missing = [name for name in (src.text_field, src.label_field, src.group_field) if name and name not in header]
         if missing:
             yield Parsed(bad=[(1, None, f"CSV header has no column {missing[0]!r} (columns: {', '.join(header)}); "
@@ -181,6 +196,8 @@ def read_csv(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Parsed]
                 pass
             elif any("\udc80" <= ch <= "\udcff" for cell in row for ch in cell):
                 parsed.bad.append((start, None, f"invalid {src.encoding} bytes in row", _excerpt(",".join(row).encode("utf-8", "replace"))))
+            elif any(len(cell) > max_bytes for cell in row):
+                parsed.bad.append((start, None, f"a field is over ingest.max_line_bytes={max_bytes}", ""))
             elif len(row) != len(header):
                 parsed.bad.append((start, None, f"row has {len(row)} fields, header has {len(header)}", _excerpt(",".join(row))))
             else:
@@ -195,7 +212,7 @@ def read_csv(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Parsed]
 def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Parsed]:
     """Parquet rows (`line` = 1-based row). A missing or non-text column quarantines the file."""
     try:
-        schema = pl.read_parquet_schema(path)
+        schema = pl.scan_parquet(path, glob=False).collect_schema()
     except Exception as e:  # polars raises several types for corrupt files
         yield Parsed(bad=[(0, None, f"unreadable Parquet file: {str(e).splitlines()[0]}; whole file quarantined", "")])
         return
@@ -210,14 +227,22 @@ def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Par
             yield Parsed(bad=[(0, None, f"Parquet column {name!r} is {schema[name]}, expected a string; "
                                         "whole file quarantined", "")])
             return
-    total = pl.scan_parquet(path).select(pl.len()).collect().item()
-    for start in range(0, max(total, 1), chunk_rows):
-        df = pl.scan_parquet(path).slice(start, chunk_rows).select(pl.col(n).cast(pl.String) for n in names).collect()
-        cols = [df[n].to_list() for n in names] + ([] if src.group_field else [[None] * df.height])
+    try:  # decoding can still fail on a corrupt data page: then the whole file is one quarantined unit
+        df = pl.scan_parquet(path, glob=False).select(pl.col(n).cast(pl.String) for n in names).collect()
+    except Exception as e:
+        yield Parsed(bad=[(0, None, f"unreadable Parquet file: {str(e).splitlines()[0]}; whole file quarantined", "")])
+        return
+    for start in range(0, max(df.height, 1), chunk_rows):
+        part = df.slice(start, chunk_rows)
+        cols = [part[n].to_list() for n in names] + ([] if src.group_field else [[None] * part.height])
         yield Parsed(rows=[(start + i + 1, *vals) for i, vals in enumerate(zip(*cols))])
 
 
 def read_file(path: Path, src: SourceParams, p: IngestParams) -> Iterator[Parsed]:
+    try:
+        codecs.lookup(src.encoding)
+    except LookupError:
+        raise UserError(f"data.sources[{src.name}].encoding: unknown encoding '{src.encoding}'") from None
     if path.is_dir():
         yield Parsed(bad=[(0, None, "is a directory, expected a file; whole path quarantined", "")])
         return
@@ -226,7 +251,7 @@ def read_file(path: Path, src: SourceParams, p: IngestParams) -> Iterator[Parsed
         if fmt == "parquet":
             yield from read_parquet(path, src, p.chunk_rows)
         elif fmt == "csv":
-            yield from read_csv(path, src, p.chunk_rows)
+            yield from read_csv(path, src, p.chunk_rows, p.max_line_bytes)
         else:
             yield from read_jsonl(path, src, p.max_line_bytes, p.chunk_rows)
     except PermissionError:
@@ -254,7 +279,8 @@ def assign_files(raw_dir: Path, sources: list[SourceParams]) -> list[tuple[Path,
         raise UserError(f"{raw_dir}: raw data directory not found; create it and put your "
                         "JSONL/CSV/Parquet files there (see README, 'Use your own data')")
     owner: dict[Path, SourceParams] = {}
-    for src in sources:
+    for i, src in enumerate(sources):
+        check_license(src.license, f"data.sources[{i}].license")
         matched = sorted(raw_dir.glob(src.files))
         if not matched:
             raise UserError(f"data.sources[{src.name}]: files '{src.files}' match nothing under {raw_dir}/")

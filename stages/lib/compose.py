@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from stages.lib.errors import UserError
-from stages.lib.params import parse_params
+from stages.lib.params import check_no_target, parse_params
 
 STAGES = ("ingest", "curate", "split", "tokenize", "train", "evaluate", "report")
 SHARED = ("task", "model", "data")
@@ -35,6 +35,7 @@ def compose(conf_dir: Path, overrides: list[str], config_name: str = "config") -
 def validate(text: str, origin: str) -> None:
     """Every section must match the dataclass of every stage that reads it; no unknown sections."""
     raw = yaml.safe_load(text) or {}
+    check_no_target(raw, origin)
     unknown = sorted(set(raw) - set(STAGES) - set(SHARED))
     if unknown:
         raise UserError(f"{origin}: unknown section '{unknown[0]}' (known: {', '.join(SHARED + STAGES)})")

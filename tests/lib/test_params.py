@@ -63,3 +63,23 @@ def test_validate_rejects_unknown_section():
     text = compose(ROOT / "conf", []) + "surprise:\n  a: 1\n"
     with pytest.raises(UserError, match="unknown section 'surprise'"):
         validate(text, "conf/")
+
+
+def test_target_key_is_refused_anywhere(tmp_path):
+    from stages.lib.params import read_params_file
+
+    (tmp_path / "params.yaml").write_text("train:\n  lora:\n    _target_: pathlib.Path.write_text\n")
+    with pytest.raises(UserError, match=r"train\.lora\._target_: `_target_` is not allowed"):
+        read_params_file(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("license_id, ok", [("CC-BY-4.0", True), ("Apache-2.0", True), ("LicenseRef-Acme-Internal", True),
+                                            ("cc-by-4.0", False), ("Proprietary", False)])
+def test_licenses_must_be_spdx(license_id, ok):
+    from stages.lib.params import check_license
+
+    if ok:
+        check_license(license_id, "data.sources[0].license")
+    else:
+        with pytest.raises(UserError, match=r"data\.sources\[0\]\.license: .* is not an SPDX license id"):
+            check_license(license_id, "data.sources[0].license")

@@ -99,9 +99,6 @@ def test_random_bytes_as_csv(header, content, encoding, delimiter, ingest):
     run({"c/f.csv": header + content}, [src("c", "csv", encoding=encoding, delimiter=delimiter)], ingest)
 
 
-@pytest.mark.xfail(strict=True, reason="read_csv puts undecodable header bytes (surrogate escapes) into the "
-                                       "'no column' error and raw excerpt; polars cannot encode them and "
-                                       "to_frames raises UnicodeEncodeError out of ingest_frames")
 @FAST
 @example(content=b"\x80")
 @given(content=noise)

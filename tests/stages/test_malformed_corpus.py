@@ -175,17 +175,13 @@ CASES = [
          b'{"text": "I was charged twice", "label": "billing", "meta": {"text": "x"}}\n', {1: OK}),
     Case("jsonl-duplicate-text-key-escaped", "jsonl",
          b'{"text": "I was charged twice", "label": "billing", "te\\u0078t": "please send my money back"}\n',
-         {1: Q("duplicate key 'text'")},
-         xfail="_duplicate_key counts the raw bytes '\"text\"', so an escaped spelling of the same key "
-               "(\"te\\u0078t\") is not seen and orjson silently keeps the last value"),
+         {1: Q("duplicate key 'text'")}),
     Case("jsonl-deep-nesting-over-1024", "jsonl",
          b'{"text": "I was charged twice", "label": "billing", "x": ' + b"[" * 1100 + b"]" * 1100 + b"}\n",
          {1: Q("invalid JSON")}),
     Case("jsonl-deep-nesting-under-orjson-limit-with-text-twice", "jsonl",
          b'{"text": "I was charged twice", "label": "billing", "note": "text", "x": ' + NESTED_1000 + b"}\n",
-         {1: OK},
-         xfail=("orjson accepts 1000 levels, but the string \"text\" occurs twice so _duplicate_key re-parses "
-                "the line with json.loads, which raises RecursionError out of ingest_frames") if JSON_RECURSES else None),
+         {1: OK}),
     Case("jsonl-text-number", "jsonl", J(text=5, label="billing"), {1: Q("field 'text' is int, expected a string")}),
     Case("jsonl-text-float", "jsonl", J(text=1.5, label="billing"), {1: Q("field 'text' is float")}),
     Case("jsonl-text-list", "jsonl", J(text=["I was charged"], label="billing"), {1: Q("field 'text' is list")}),
@@ -205,7 +201,8 @@ CASES = [
     Case("jsonl-string-line", "jsonl", b'"I was charged twice"\n', {1: Q("expected a JSON object, got str")}),
     Case("jsonl-number-line", "jsonl", b"42\n", {1: Q("expected a JSON object, got int")}),
     Case("jsonl-null-line", "jsonl", b"null\n", {1: Q("expected a JSON object")}),
-    Case("jsonl-blank-lines", "jsonl", GOOD + b"\n" + b"  \t \r\n" + GOOD2, {1: OK, 2: Q("blank line"), 3: Q("blank line"), 4: OK}),
+    Case("jsonl-blank-lines", "jsonl", GOOD + b"\n" + b"  \t \r\n" + GOOD2,
+         {1: OK, 2: Q("blank line"), 3: Q("blank line"), 4: OK}),
     Case("jsonl-trailing-comma-in-object", "jsonl", b'{"text": "I was charged twice", "label": "billing",}\n',
          {1: Q("invalid JSON")}),
     Case("jsonl-trailing-comma-after-object", "jsonl", b'{"text": "I was charged twice", "label": "billing"},\n',
@@ -220,9 +217,7 @@ CASES = [
          {1: OK}, source={"encoding": "latin-1"}, texts={1: "caf\xe9 cr\xe8me was cold"}),
     Case("jsonl-latin1-declared-with-text-twice", "jsonl",
          '{"text": "caf\xe9 cr\xe8me was cold", "label": "refund", "note": "text"}\n'.encode("latin-1"),
-         {1: OK}, source={"encoding": "latin-1"},
-         xfail="_duplicate_key re-parses the raw latin-1 bytes with json.loads (UTF-8), so UnicodeDecodeError "
-               "escapes ingest_frames whenever \"text\" occurs twice in a non-UTF-8 line"),
+         {1: OK}, source={"encoding": "latin-1"}),
 
     # ---- CSV ----
     Case("csv-quoted-newlines", "csv", b'id,text,label\n1,"I was charged\ntwice, sadly",billing\n2,"a\n\nb",refund\n'
@@ -248,13 +243,9 @@ CASES = [
     Case("csv-header-missing-label-column", "csv", b"text,category\nI was charged twice,billing\n",
          {1: Q("no column 'label'")}),
     Case("csv-undecodable-header-missing-column", "csv", b"body,caf\xe9\nI was charged twice,billing\n",
-         {1: Q("no column 'text'")},
-         xfail="read_csv puts the header's surrogate-escaped bytes into the 'no column' error and raw excerpt; "
-               "polars cannot encode them, so to_frames raises UnicodeEncodeError out of ingest_frames"),
+         {1: Q("no column 'text'")}),
     Case("csv-bom-in-header", "csv", b"\xef\xbb\xbftext,label\nI was charged twice,billing\n", {2: OK}),
-    Case("csv-bom-in-quoted-header", "csv", b'\xef\xbb\xbf"text","label"\nI was charged twice,billing\n', {2: OK},
-         xfail="read_csv strips the BOM only after csv parsing, so a quoted first header cell becomes '\"text\"' "
-               "(quotes kept, as the quote no longer opens the field) and the whole file is quarantined"),
+    Case("csv-bom-in-quoted-header", "csv", b'\xef\xbb\xbf"text","label"\nI was charged twice,billing\n', {2: OK}),
     Case("csv-latin1-declared", "csv", "text,label\ncaf\xe9 cr\xe8me was cold,refund\n".encode("latin-1"),
          {2: OK}, source={"encoding": "latin-1"}, texts={2: "caf\xe9 cr\xe8me was cold"}),
     Case("csv-cp1252-undefined-byte", "csv", b"text,label\nI was \x81 charged,billing\nplease refund me,refund\n",
@@ -265,7 +256,8 @@ CASES = [
          texts={2: "I was charged twice", 3: "please refund me"}),
     Case("csv-semicolon-delimiter", "csv", b"id;text;label\n1;I was charged, twice;billing\n", {2: OK},
          source={"delimiter": ";"}, texts={2: "I was charged, twice"}),
-    Case("csv-tab-delimiter", "csv", b"id\ttext\tlabel\n1\tI was charged, twice\tbilling\n2\tragged\n", {2: OK, 3: Q("row has 2 fields")},
+    Case("csv-tab-delimiter", "csv", b"id\ttext\tlabel\n1\tI was charged, twice\tbilling\n2\tragged\n",
+         {2: OK, 3: Q("row has 2 fields")},
          source={"delimiter": "\t"}),
     Case("csv-empty-text-cell", "csv", b"text,label\n,billing\n", {2: R("empty_text")}),
     Case("csv-empty-label-cell", "csv", b"text,label\nI was charged twice,\n", {2: R("unknown_label")}),
@@ -274,9 +266,7 @@ CASES = [
     Case("parquet-corrupt-bytes", "parquet", b"PAR1 this is not really parquet PAR1", {0: Q("unreadable Parquet file")}),
     Case("parquet-zero-byte", "parquet", b"", {0: Q("unreadable Parquet file")}),
     Case("parquet-truncated", "parquet", parquet_truncated, {0: Q("unreadable Parquet file")}),
-    Case("parquet-corrupt-data-page", "parquet", parquet_corrupt_page, {0: Q("unreadable Parquet file")},
-         xfail="read_parquet only guards read_parquet_schema; a file with a valid footer but a corrupt data page "
-               "raises polars ComputeError from collect() out of ingest_frames instead of being quarantined"),
+    Case("parquet-corrupt-data-page", "parquet", parquet_corrupt_page, {0: Q("unreadable Parquet file")}),
     Case("parquet-missing-column", "parquet", parquet(body=["I was charged twice"], label=["billing"]),
          {0: Q("no column 'text'")}),
     Case("parquet-non-string-text", "parquet", parquet(text=[1, 2], label=["billing", "refund"]),
@@ -301,9 +291,7 @@ CASES = [
     Case("parquet-zero-rows", "parquet",
          parquet_frame(lambda: pl.DataFrame(schema={"text": pl.String, "label": pl.String})), {}),
     Case("parquet-brackets-in-file-name", "parquet", parquet(text=["I was charged twice"], label=["billing"]),
-         {1: OK}, filename="export[1]",
-         xfail="read_parquet passes the path to pl.scan_parquet, which expands glob patterns, so a file named "
-               "'export[1].parquet' (matched by the source glob) is quarantined as unreadable"),
+         {1: OK}, filename="export[1]"),
 
     # ---- paths ----
     Case("directory-matching-the-source-glob", "jsonl", directory, {0: Q("is a directory")}),
@@ -407,11 +395,8 @@ def test_corpus_is_large_and_covers_every_format():
             "label_conflict", "near_duplicate"} <= rules
 
 
-# ---- known bugs that do not fit the one-outcome-per-unit table ---------------------------------------------------
+# ---- cases that do not fit the one-outcome-per-unit table ------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="read_csv never raises csv.field_size_limit (131072 chars); after the "
-                                       "'field larger than field limit' error the reader resumes inside the quoted "
-                                       "field, so its remaining lines come out as phantom records")
 def test_csv_field_over_the_csv_module_limit_is_one_unit(tmp_path):
     data = (b'text,label\n"' + b"A" * 140_000 + b"\nphantom text here,refund\nend of it\",billing\n"
             b"please send my money back,refund\n")
@@ -424,20 +409,16 @@ def test_csv_field_over_the_csv_module_limit_is_one_unit(tmp_path):
     assert curated["line"].to_list() == [5]
 
 
-@pytest.mark.xfail(strict=True, reason="parse_json_line catches LookupError per line, so an unknown "
-                                       "data.sources[].encoding quarantines every JSONL line instead of the "
-                                       "UserError read_file gives for it (and gives for CSV)")
 def test_unknown_encoding_is_a_user_error_for_jsonl_as_for_csv(tmp_path):
+    """Not a quarantined unit per line: the source's params are wrong, so the stage stops."""
     for fmt, data in (("csv", b"text,label\nI was charged twice,billing\n"), ("jsonl", GOOD)):
         case = Case(f"{fmt}-unknown-encoding", fmt, data, {}, source={"encoding": "no-such-codec"})
         with pytest.raises(UserError, match="unknown encoding 'no-such-codec'"):
             run_case(case, tmp_path / fmt)
 
 
-@pytest.mark.xfail(strict=True, reason="curate checks max_chars before PII redaction, then validates the curated "
-                                       "frame: '[EMAIL]' (7 chars) replacing a 6-char address pushes a text of "
-                                       "max_chars over the limit and pandera raises SchemaError out of curate")
 def test_redaction_that_lengthens_a_text_at_max_chars_does_not_crash_curate(tmp_path):
+    """'[EMAIL]' (7 chars) replacing a 6-char address pushes a text of exactly max_chars over the limit."""
     text = " ".join(["abcdefghi"] * 199) + " qqq a@b.co"
     assert len(text) == CURATE.max_chars
     case = Case("email-at-max-chars", "jsonl", J(text=text, label="billing"), {})
