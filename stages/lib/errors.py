@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Callable
 
 
@@ -9,9 +10,17 @@ class UserError(Exception):
     """An error the user can fix: the message names the file/key and what to do."""
 
 
-def run(main: Callable[[], None]) -> None:
-    """Run a stage or CLI entry point; a UserError becomes one line and exit code 2."""
+def run(main: Callable[[], None], out_dir: "Path | None" = None) -> None:
+    """Run a stage or CLI entry point; a UserError becomes one line and exit code 2.
+
+    A stage passes its data/<verb>/ directory: temp files left there by a killed
+    earlier run are removed first (they were never renamed into place).
+    """
     try:
+        if out_dir is not None:
+            from stages.lib.files import remove_stale_temps
+
+            remove_stale_temps(out_dir)
         main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

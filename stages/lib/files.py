@@ -55,6 +55,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_stale_temps(directory: str | Path) -> None:
+    """Remove `.<name>.*.tmp` files/dirs and `.parts.*` dirs that a killed run left behind."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for p in directory.iterdir():
+        if p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.startswith(".parts.")):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -1,0 +1,64 @@
+"""Kill stages at random points, then `dvc repro`: the result equals an uninterrupted run."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import ENV, sh
+
+pytestmark = pytest.mark.pipeline
+DATA_STAGES = ["ingest", "curate", "split", "tokenize"]
+
+
+def stage_outs(repo) -> dict[str, dict[str, str]]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {name: {o["path"]: o["md5"] for o in st.get("outs", [])} for name, st in lock["stages"].items()}
+
+
+def start(repo, *args) -> subprocess.Popen:
+    return subprocess.Popen(["dvc", *args], cwd=repo, env=ENV, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("stage", DATA_STAGES)
+def test_sigkill_then_repro_equals_uninterrupted(repo_copy, built_repo, stage):
+    repo = repo_copy
+    expected = stage_outs(built_repo)
+    rng = random.Random(stage)
+    for delay in sorted(rng.uniform(0.2, 2.5) for _ in range(3)):
+        proc = start(repo, "repro", "--force", "--single-item", stage)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # whatever the kill left, no file under its final name is half-written: it is absent or complete
+        for path, md5 in expected[stage].items():
+            if (repo / path).is_file():
+                got = sh(repo, "md5sum", path).stdout.split()[0]
+                assert got == md5, f"{path} is under its final name but differs after a kill at {delay:.2f}s"
+    sh(repo, "dvc", "repro", "tokenize")
+    got = stage_outs(repo)
+    for name in DATA_STAGES:
+        assert got[name] == expected[name], name
+    leftovers = [p.name for p in (repo / "data" / stage).iterdir() if p.name.startswith(".") and p.name != ".gitignore"]
+    assert leftovers == []
+
+
+def test_second_repro_refuses_while_one_runs(repo_copy):
+    repo = repo_copy
+    first = start(repo, "repro", "--force", "--single-item", "train")
+    try:
+        time.sleep(3)
+        assert first.poll() is None, "the first repro finished too early to test concurrency"
+        second = sh(repo, "dvc", "repro", check=False)
+        assert second.returncode != 0
+        assert "lock" in (second.stdout + second.stderr).lower()
+    finally:
+        first.wait(timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "up to date" in sh(repo, "dvc", "status").stdout
