@@ -16,8 +16,12 @@ raw units = quarantined (ingest) + rejected + curated, checked.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import re
+import string
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,12 +230,18 @@ def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
 def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
     """Longest run of one repeated character, for texts with a run over `limit` (else 0).
 
-    Python's `re` (backreferences, which polars' regex engine lacks) runs in C per text.
+    polars' regex engine has no backreferences: it pre-filters ASCII texts with one
+    alternative per printable character; Python's `re` measures the candidates and
+    every non-ASCII text.
     """
+    filled = texts.fill_null("")
+    ascii_runs = "|".join(re.escape(c) + f"{{{limit + 1},}}" for c in string.printable)
+    candidate = (filled.str.contains(ascii_runs) | filled.str.contains(r"[^\x00-\x7F]")).to_list()
     run_re = re.compile(rf"(.)\1{{{limit},}}", re.DOTALL)
-    out = []
-    for t in texts.to_list():
-        out.append(max(len(m.group()) for m in run_re.finditer(t)) if t and run_re.search(t) else 0)
+    out = [0] * len(candidate)
+    for i in (i for i, c in enumerate(candidate) if c):
+        t = texts[i]
+        out[i] = max((len(m.group()) for m in run_re.finditer(t)), default=0)
     return pl.Series(out, dtype=pl.Int64)
 
 
@@ -241,34 +251,56 @@ def find_pii(df: pl.DataFrame) -> list[list[tuple[str, int, int]]]:
     return [pii.find(t) if c else [] for t, c in zip(df["text"].to_list(), candidate)]
 
 
-def apply_rules(df: pl.DataFrame, p: Params) -> pl.DataFrame:
+@contextlib.contextmanager
+def phase(timings: dict | None, name: str):
+    """Adds the seconds spent in the block to timings[name] (printed by main, never written to outputs)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def apply_rules(df: pl.DataFrame, p: Params, timings: dict | None = None) -> pl.DataFrame:
     """Adds `rule` (first failing rule or null) and `reason` to every record."""
     exprs = rule_exprs(p)
     schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
-    failed = schema_failures(df.select("record_id", "text", "label"), schema)
-    df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64), _max_run=max_char_run(df["text"], p.curate.max_char_run))
+    with phase(timings, "pandera"):
+        failed = schema_failures(df.select("record_id", "text", "label"), schema)
+    df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
+                                                 _max_run=max_char_run(df["text"], p.curate.max_char_run))
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
-    n = pl.col("text").str.len_chars().cast(pl.String)
-    schema_reason = (pl.when(pl.col("_schema_rule") == "empty_text").then(pl.lit("text is missing or blank"))
-                     .when(pl.col("_schema_rule") == "too_short").then(pl.format("text has {} characters, fewer than curate.min_chars={}", n, pl.lit(p.curate.min_chars)))
-                     .when(pl.col("_schema_rule") == "too_long").then(pl.format("text has {} characters, more than curate.max_chars={}", n, pl.lit(p.curate.max_chars)))
-                     .when(pl.col("_schema_rule") == "unknown_label").then(pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>"))))
+    # Each rule's test runs once; the costly charset test only on texts that are not plain ASCII.
+    cheap = [name for name in ["forget", "license"] + QUALITY_RULES if name != "charset"]
+    flags = df.select("index", *(exprs[name][0].fill_null(False).alias(name) for name in cheap))
+    non_ascii = df.filter(pl.col("text").fill_null("").str.contains(r"[^\x00-\x7F]"))
+    flags = flags.join(non_ascii.select("index", charset=exprs["charset"][0].fill_null(False)), on="index",
+                       how="left").with_columns(pl.col("charset").fill_null(False))
     order = ["forget", "license", "_schema"] + QUALITY_RULES
-    rule, reason, column = pl.lit(None, pl.String), pl.lit(None, pl.String), pl.lit(None, pl.String)
+    rule = pl.lit(None, pl.String)
     for name in reversed(order):
-        if name == "_schema":
-            hit = pl.col("_schema_rule").is_not_null()
-            rule, reason, column = (pl.when(hit).then(pl.col("_schema_rule")).otherwise(rule),
-                                    pl.when(hit).then(schema_reason).otherwise(reason),
-                                    pl.when(hit).then(pl.col("_schema_col")).otherwise(column))
-        else:
-            fails, why = exprs[name]
-            col = "license" if name == "license" else "record_id" if name == "forget" else "text"
-            hit = fails.fill_null(False)
-            rule, reason, column = (pl.when(hit).then(pl.lit(name)).otherwise(rule),
-                                    pl.when(hit).then(why).otherwise(reason),
-                                    pl.when(hit).then(pl.lit(col)).otherwise(column))
-    return df.with_columns(rule=rule, reason=reason, column=column).drop("index", "_max_run", "_schema_rule", "_schema_col")
+        hit = pl.col("_schema_rule").is_not_null() if name == "_schema" else pl.col(f"_f_{name}")
+        rule = pl.when(hit).then(pl.col("_schema_rule") if name == "_schema" else pl.lit(name)).otherwise(rule)
+    df = df.join(flags.rename({n: f"_f_{n}" for n in flags.columns if n != "index"}), on="index")
+    df = df.with_columns(rule=rule).drop(pl.selectors.starts_with("_f_"))
+    # Reasons and columns are written only for the rows that failed (few), not computed for all.
+    n = pl.col("text").str.len_chars().cast(pl.String)
+    reason, column = pl.lit(None, pl.String), pl.lit(None, pl.String)
+    schema_reasons = {
+        "empty_text": pl.lit("text is missing or blank"),
+        "too_short": pl.format("text has {} characters, fewer than curate.min_chars={}", n, pl.lit(p.curate.min_chars)),
+        "too_long": pl.format("text has {} characters, more than curate.max_chars={}", n, pl.lit(p.curate.max_chars)),
+        "unknown_label": pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>")),
+    }
+    for name, why in list(schema_reasons.items()) + [(k, v[1]) for k, v in exprs.items()]:
+        col = pl.col("_schema_col") if name in schema_reasons else pl.lit(
+            "license" if name == "license" else "record_id" if name == "forget" else "text")
+        reason = pl.when(pl.col("rule") == name).then(why).otherwise(reason)
+        column = pl.when(pl.col("rule") == name).then(col).otherwise(column)
+    failing = df.filter(pl.col("rule").is_not_null()).select("index", _reason=reason, _column=column)
+    df = df.join(failing, on="index", how="left").rename({"_reason": "reason", "_column": "column"})
+    return df.drop("index", "_max_run", "_schema_rule", "_schema_col")
 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, list]:
@@ -286,10 +318,13 @@ def apply_pii(df: pl.DataFrame, originals: list, spans: list, p: Params) -> tupl
     (source, type) with counts found / redacted / rejected.
     """
     actions = {k: getattr(p.curate.pii, k) for k in pii.TYPES}
+    hit = [i for i, sp in enumerate(spans) if sp]
+    part = df.select("text", "rule", "reason", "column", "source")[hit] if hit else df.select(
+        "text", "rule", "reason", "column", "source").clear()
     rules, reasons, columns, texts, found = [], [], [], [], []
     counts: dict[tuple[str, str], list[int]] = {}
-    rows = df.select("text", "rule", "reason", "column", "source").iter_rows()
-    for (text, rule, reason, column, source), original, sp in zip(rows, originals, spans):
+    for (text, rule, reason, column, source), i in zip(part.iter_rows(), hit):
+        original, sp = originals[i], spans[i]
         kinds = sorted({k for k, _, _ in sp}, key=pii.TYPES.index)
         rejected_kind = next((k for k in kinds if actions[k] == "reject"), None)
         if rule is None and rejected_kind:
@@ -303,9 +338,11 @@ def apply_pii(df: pl.DataFrame, originals: list, spans: list, p: Params) -> tupl
             c[0] += 1
             c[1] += int(kept and actions[k] == "redact")
             c[2] += int(rule == f"pii_{k}")
-    out = df.with_columns(text=pl.Series(texts, dtype=pl.String), rule=pl.Series(rules, dtype=pl.String),
-                          reason=pl.Series(reasons, dtype=pl.String), column=pl.Series(columns, dtype=pl.String),
-                          pii=pl.Series(found, dtype=pl.List(pl.String)))
+    updates = pl.DataFrame({"_i": hit, "text": texts, "rule": rules, "reason": reasons, "column": columns,
+                            "pii": found}, schema={"_i": pl.Int64, "text": pl.String, "rule": pl.String,
+                                                   "reason": pl.String, "column": pl.String, "pii": pl.List(pl.String)})
+    out = (df.with_row_index("_i").with_columns(pl.col("_i").cast(pl.Int64), pii=pl.lit([], pl.List(pl.String)))
+           .update(updates, on="_i", include_nulls=True).drop("_i"))
     table = pl.DataFrame([(s, k, *c) for (s, k), c in sorted(counts.items())], orient="row",
                          schema={"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64,
                                  "rejected": pl.Int64})
@@ -352,19 +389,28 @@ def dedupe(df: pl.DataFrame, p: NearDuplicateParams) -> pl.DataFrame:
     ).drop("_near", "_near_reason")
 
 
-def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """The pure core: ingested records -> (curated, rejected, stats)."""
+def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
+           timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """The pure core: ingested records -> (curated, rejected, stats); `timings` collects seconds per phase."""
     check_params(p)
-    staged, spans = redact_for_training(records, p)
-    ruled = apply_rules(staged, p)
-    ruled, pii_table = apply_pii(ruled, records["text"].to_list(), spans, p)
-    ruled = dedupe(ruled, p.curate.near_duplicates)
+    with phase(timings, "pii"):
+        staged, spans = redact_for_training(records, p)
+    t_pandera = (timings or {}).get("pandera", 0.0)
+    with phase(timings, "rules"):
+        ruled = apply_rules(staged, p, timings)
+    if timings is not None:
+        timings["rules"] = round(timings["rules"] - (timings["pandera"] - t_pandera), 3)
+    with phase(timings, "pii"):
+        ruled, pii_table = apply_pii(ruled, records["text"].to_list(), spans, p)
+    with phase(timings, "dedupe"):
+        ruled = dedupe(ruled, p.curate.near_duplicates)
     forgotten = pl.col("rule") == "forget"
     ruled = ruled.with_columns(text=pl.when(forgotten).then(None).otherwise(pl.col("text")),
                                label=pl.when(forgotten).then(None).otherwise(pl.col("label")))
     curated = ruled.filter(pl.col("rule").is_null()).drop("rule", "reason", "column").sort("record_id")
     rejected = ruled.filter(pl.col("rule").is_not_null()).drop("cluster").sort("file", "line")
-    classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars).validate(curated)
+    with phase(timings, "pandera"):
+        classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars).validate(curated)
     stats = curate_stats(records, curated, rejected, pii_table, ingest_stats)
     return curated, rejected, stats
 
@@ -406,12 +452,14 @@ def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | Non
 
 def main() -> None:
     params = load_params(Params)
-    curated, rejected, stats = curate(pl.read_parquet(IN), params, read_json(INGEST_STATS))
+    timings: dict[str, float] = {}
+    curated, rejected, stats = curate(pl.read_parquet(IN), params, read_json(INGEST_STATS), timings)
     write_parquet(curated, OUT / "curated.parquet")
     write_parquet(rejected, OUT / "rejected.parquet")
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")
+    print(f"curate timings: {json.dumps(timings)}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def data_card(facts: dict, p: Params) -> str:
     ing, cur = facts["ingest"], facts["curate"]
     src_rows = [[s, v["files"], v["units"], v["quarantined"], cur["by_source"].get(s, {}).get("rejected", 0),
                  cur["by_source"].get(s, {}).get("curated", 0)] for s, v in ing["sources"].items()]
-    rule_rows = [[r, n] for r, n in cur["rejected_by_rule"].items()]
+    rule_rows = [[r, n] for r, n in cur["rejected_by_rule"].items() if n]
+    pii_rows = [[t, v["found"], v["redacted"], v["rejected"]] for t, v in cur["pii"].items()]
     split_rows = [[n, facts["split"][n]["rows"], facts["tokenize"][n]["tokens"], facts["tokenize"][n]["truncated"],
                    f"`{facts['split_sha256'][n][:16]}`"] for n in SPLITS]
     label_rows = [[lab] + [facts["split"][n]["by_label"].get(lab, 0) for n in SPLITS] for lab in p.data.labels]
@@ -100,8 +101,11 @@ def data_card(facts: dict, p: Params) -> str:
         + table(["source", "files", "raw units", "quarantined", "rejected", "curated"], src_rows),
         "## Preprocessing and cleaning\n\n" + table(["rule", "rejected"], rule_rows)
         + "\n\nRejected rows with their reasons: `data/curate/rejected.parquet`; unreadable units: "
-          "`data/ingest/quarantine.parquet`.",
-        "## Splits\n\nAssigned by a salted hash of `record_id`: adding data never moves a record.\n\n"
+          "`data/ingest/quarantine.parquet`.\n\nPersonal data found (rows), by type:\n\n"
+        + table(["type", "found", "redacted", "rejected"], pii_rows),
+        "## Splits\n\nAssigned by a salted hash of `record_id` (or of the record's group / near-duplicate "
+        "cluster, which stay in one split): adding data never moves a record. Validation/test records with a "
+        f"near-duplicate in train (leakage check): {facts['split']['leakage']}.\n\n"
         + table(["split", "rows", "tokens", "truncated", "sha256"], split_rows),
         "## Uses\n\n" + f"Out of scope: {owner_fact(p.report, 'out_of_scope_use')}",
         "## Distribution and maintenance\n\nVersioned with DVC; `dvc repro` rebuilds it from `data/raw/` and `params.yaml`.",

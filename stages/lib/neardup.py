@@ -7,16 +7,21 @@ Jaccard similarity reaches the threshold.
 from __future__ import annotations
 
 import re
+import string
 
 from stages.lib.records import normalize
 
 _PUNCT = re.compile(r"[^\w\s]")
+_ASCII_PUNCT = str.maketrans({c: " " for c in string.punctuation if c != "_"})  # same as _PUNCT on ASCII
 
 
 def shingles(text: str, n: int) -> list[str]:
-    words = _PUNCT.sub(" ", normalize(text)).split()
+    text = normalize(text)
+    words = (text.translate(_ASCII_PUNCT) if text.isascii() else _PUNCT.sub(" ", text)).split()
     if len(words) <= n:
         return [" ".join(words)]
+    if n == 2:
+        return [f"{a} {b}" for a, b in zip(words, words[1:])]
     return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 
@@ -26,10 +31,14 @@ def bands_for(threshold: float, num_perm: int) -> int:
     return min(divisors, key=lambda b: abs((1 / b) ** (b / num_perm) - threshold))
 
 
-def minhashes(texts: list[str], num_perm: int, shingle_words: int, seed: int) -> list:
+def minhashes(texts: list[str], num_perm: int, shingle_words: int, seed: int, batch: int = 20_000) -> list:
+    """One MinHash per text; shingles are built a batch at a time so memory stays bounded."""
     from rensa import RMinHash
 
-    return RMinHash.from_token_sets([shingles(t, shingle_words) for t in texts], num_perm, seed)
+    out: list = []
+    for start in range(0, len(texts), batch):
+        out += RMinHash.from_token_sets([shingles(t, shingle_words) for t in texts[start:start + batch]], num_perm, seed)
+    return out
 
 
 def clusters(texts: list[str], threshold: float, num_perm: int, shingle_words: int, seed: int) -> list[tuple[int, float]]:
