@@ -245,10 +245,18 @@ def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
     return pl.Series(out, dtype=pl.Int64)
 
 
-def find_pii(df: pl.DataFrame) -> list[list[tuple[str, int, int]]]:
-    """PII spans per row; the regex prefilter runs in polars, confirmation only on candidate rows."""
-    candidate = df["text"].fill_null("").str.contains(pii.PREFILTER).to_list()
-    return [pii.find(t) if c else [] for t, c in zip(df["text"].to_list(), candidate)]
+def find_pii(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]]]]:
+    """Row index -> (original text, PII spans), for rows with PII only.
+
+    The regex prefilter runs in polars over all rows; confirmation only on candidates.
+    """
+    candidates = df.with_row_index("_i").filter(pl.col("text").fill_null("").str.contains(pii.PREFILTER))
+    found = {}
+    for i, text in candidates.select("_i", "text").iter_rows():
+        spans = pii.find(text)
+        if spans:
+            found[i] = (text, spans)
+    return found
 
 
 @contextlib.contextmanager
@@ -303,28 +311,31 @@ def apply_rules(df: pl.DataFrame, p: Params, timings: dict | None = None) -> pl.
     return df.drop("index", "_max_run", "_schema_rule", "_schema_col")
 
 
-def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, list]:
+def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
     """Text with the `redact` PII types replaced: what would be trained on, and what the rules see."""
-    spans = find_pii(records)
+    found = find_pii(records)
     kinds = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
-    texts = [pii.redact(t, sp, kinds) if sp else t for t, sp in zip(records["text"].to_list(), spans)]
-    return records.with_columns(text=pl.Series(texts, dtype=pl.String)), spans
+    if not found:
+        return records, found
+    rows = list(found)
+    texts = records["text"].scatter(rows, [pii.redact(found[i][0], found[i][1], kinds) for i in rows])
+    return records.with_columns(text=texts), found
 
 
-def apply_pii(df: pl.DataFrame, originals: list, spans: list, p: Params) -> tuple[pl.DataFrame, pl.DataFrame]:
+def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Reject `reject` PII types (rule pii_<type>); rejected rows get every PII type redacted.
 
     Returns the frame with `pii` (types found) and rule/reason updated, and one row per
     (source, type) with counts found / redacted / rejected.
     """
     actions = {k: getattr(p.curate.pii, k) for k in pii.TYPES}
-    hit = [i for i, sp in enumerate(spans) if sp]
+    hit = list(found)
     part = df.select("text", "rule", "reason", "column", "source")[hit] if hit else df.select(
         "text", "rule", "reason", "column", "source").clear()
-    rules, reasons, columns, texts, found = [], [], [], [], []
+    rules, reasons, columns, texts, types = [], [], [], [], []
     counts: dict[tuple[str, str], list[int]] = {}
     for (text, rule, reason, column, source), i in zip(part.iter_rows(), hit):
-        original, sp = originals[i], spans[i]
+        original, sp = found[i]
         kinds = sorted({k for k, _, _ in sp}, key=pii.TYPES.index)
         rejected_kind = next((k for k in kinds if actions[k] == "reject"), None)
         if rule is None and rejected_kind:
@@ -332,14 +343,14 @@ def apply_pii(df: pl.DataFrame, originals: list, spans: list, p: Params) -> tupl
             reason = f"contains {rejected_kind.replace('_', ' ')} (curate.pii.{rejected_kind}=reject); redacted here"
         kept = rule is None
         texts.append(text if kept or not sp else pii.redact(original, sp, set(pii.TYPES)))
-        rules.append(rule), reasons.append(reason), columns.append(column), found.append(kinds)  # noqa: E401
+        rules.append(rule), reasons.append(reason), columns.append(column), types.append(kinds)  # noqa: E401
         for k in kinds:
             c = counts.setdefault((source, k), [0, 0, 0])
             c[0] += 1
             c[1] += int(kept and actions[k] == "redact")
             c[2] += int(rule == f"pii_{k}")
     updates = pl.DataFrame({"_i": hit, "text": texts, "rule": rules, "reason": reasons, "column": columns,
-                            "pii": found}, schema={"_i": pl.Int64, "text": pl.String, "rule": pl.String,
+                            "pii": types}, schema={"_i": pl.Int64, "text": pl.String, "rule": pl.String,
                                                    "reason": pl.String, "column": pl.String, "pii": pl.List(pl.String)})
     out = (df.with_row_index("_i").with_columns(pl.col("_i").cast(pl.Int64), pii=pl.lit([], pl.List(pl.String)))
            .update(updates, on="_i", include_nulls=True).drop("_i"))
@@ -394,14 +405,14 @@ def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
     """The pure core: ingested records -> (curated, rejected, stats); `timings` collects seconds per phase."""
     check_params(p)
     with phase(timings, "pii"):
-        staged, spans = redact_for_training(records, p)
+        staged, found = redact_for_training(records, p)
     t_pandera = (timings or {}).get("pandera", 0.0)
     with phase(timings, "rules"):
         ruled = apply_rules(staged, p, timings)
     if timings is not None:
         timings["rules"] = round(timings["rules"] - (timings["pandera"] - t_pandera), 3)
     with phase(timings, "pii"):
-        ruled, pii_table = apply_pii(ruled, records["text"].to_list(), spans, p)
+        ruled, pii_table = apply_pii(ruled, found, p)
     with phase(timings, "dedupe"):
         ruled = dedupe(ruled, p.curate.near_duplicates)
     forgotten = pl.col("rule") == "forget"

@@ -1,28 +1,35 @@
-"""Near-duplicates with MinHash + LSH (rensa), shared by curate (clusters) and split (leakage).
+"""Near-duplicates with MinHash + LSH, vectorized: shared by curate (clusters) and split (leakage).
 
-Texts are normalized (records.normalize, punctuation dropped) and shingled into
-word n-grams. LSH finds candidate pairs; a candidate counts when its estimated
-Jaccard similarity reaches the threshold.
+Texts are lower-cased and cut into words (polars), word n-grams are hashed
+(polars), and rensa computes the MinHash signatures from the flat hash buffer.
+LSH banding finds candidate pairs; a pair counts when the share of equal
+signature values (the Jaccard estimate) reaches the threshold. No Python loop
+runs over all texts: at scale, rensa's own LSH first flags the rows that share
+a band with any other row, and only those are compared.
 """
 from __future__ import annotations
 
-import re
-import string
+import itertools
 
-from stages.lib.records import normalize
+import numpy as np
+import polars as pl
 
-_PUNCT = re.compile(r"[^\w\s]")
-_ASCII_PUNCT = str.maketrans({c: " " for c in string.punctuation if c != "_"})  # same as _PUNCT on ASCII
+SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
 
 
-def shingles(text: str, n: int) -> list[str]:
-    text = normalize(text)
-    words = (text.translate(_ASCII_PUNCT) if text.isascii() else _PUNCT.sub(" ", text)).split()
-    if len(words) <= n:
-        return [" ".join(words)]
-    if n == 2:
-        return [f"{a} {b}" for a, b in zip(words, words[1:])]
-    return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat u64 hashes of each text's word n-grams (a text with fewer words: its words as one token), and offsets."""
+    words = pl.Series(texts, dtype=pl.String).fill_null("").str.to_lowercase().str.extract_all(r"\w+")
+    gram = pl.element()
+    for k in range(1, n):
+        gram = gram + " " + pl.element().shift(-k)
+    grams = words.list.eval(gram).list.drop_nulls()
+    grams = pl.select(pl.when(grams.list.len() > 0).then(grams).otherwise(pl.concat_list(words.list.join(" ")))
+                      ).to_series()
+    hashed = grams.list.eval(pl.element().hash(seed))
+    lengths = hashed.list.len().to_numpy().astype(np.uint64)
+    offsets = np.concatenate([np.zeros(1, np.uint64), np.cumsum(lengths, dtype=np.uint64)])
+    return hashed.explode().to_numpy().astype(np.uint64), offsets
 
 
 def bands_for(threshold: float, num_perm: int) -> int:
@@ -31,28 +38,69 @@ def bands_for(threshold: float, num_perm: int) -> int:
     return min(divisors, key=lambda b: abs((1 / b) ** (b / num_perm) - threshold))
 
 
-def minhashes(texts: list[str], num_perm: int, shingle_words: int, seed: int, batch: int = 20_000) -> list:
-    """One MinHash per text; shingles are built a batch at a time so memory stays bounded."""
+def _matrix(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int):
     from rensa import RMinHash
 
-    out: list = []
-    for start in range(0, len(texts), batch):
-        out += RMinHash.from_token_sets([shingles(t, shingle_words) for t in texts[start:start + batch]], num_perm, seed)
-    return out
+    return RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
 
 
-def clusters(texts: list[str], threshold: float, num_perm: int, shingle_words: int, seed: int) -> list[tuple[int, float]]:
+def digests(texts: list[str | None], num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
+    """MinHash signatures, one row per text (uint32, num_perm columns)."""
+    if not texts:
+        return np.zeros((0, num_perm), np.uint32)
+    flat, offsets = token_hashes(texts, shingle_words, seed)
+    return np.asarray(_matrix(flat, offsets, num_perm, seed).to_rows(), dtype=np.uint32)
+
+
+def candidate_pairs(sig: np.ndarray, bands: int) -> np.ndarray:
+    """(i, j) with i < j that share at least one LSH band: all pairs in small groups, a star in large ones."""
+    rows = sig.shape[1] // bands
+    pairs = []
+    index = np.arange(len(sig), dtype=np.int64)
+    for b in range(bands):
+        band = pl.DataFrame(sig[:, b * rows:(b + 1) * rows], schema=[f"h{k}" for k in range(rows)])
+        groups = (band.with_columns(i=pl.Series(index)).group_by(band.columns).agg("i")
+                  .filter(pl.col("i").list.len() > 1)["i"].to_list())
+        for members in groups:
+            members.sort()
+            if len(members) <= SMALL_GROUP:
+                pairs.extend(itertools.combinations(members, 2))
+            else:
+                pairs.extend((members[0], m) for m in members[1:])
+    if not pairs:
+        return np.zeros((0, 2), np.int64)
+    return np.unique(np.asarray(pairs, dtype=np.int64), axis=0)
+
+
+def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    return (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
+
+
+def clusters(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int,
+             seed: int) -> list[tuple[int, float]]:
     """For each text (in priority order), (index of its cluster's first member, similarity to it).
 
-    Union-find over confirmed pairs; the representative of a cluster is its
-    earliest member, so the kept record does not depend on anything but order.
+    Union-find over confirmed pairs; the representative of a cluster is its earliest
+    member, so what is kept depends on nothing but the order.
     """
     from rensa import RMinHashLSH
 
-    hashes = minhashes(texts, num_perm, shingle_words, seed)
-    lsh = RMinHashLSH(threshold, num_perm, bands_for(threshold, num_perm))
-    lsh.insert_pairs(list(enumerate(hashes)))
-    parent = list(range(len(texts)))
+    if not texts:
+        return []
+    bands = bands_for(threshold, num_perm)
+    flat, offsets = token_hashes(texts, shingle_words, seed)
+    lsh = RMinHashLSH(threshold, num_perm, bands)
+    flagged = np.flatnonzero(lsh.insert_matrix_and_query_duplicate_flags(_matrix(flat, offsets, num_perm, seed)))
+    out = [(i, 1.0) for i in range(len(texts))]
+    if len(flagged) < 2:
+        return out
+    sub = [texts[i] for i in flagged]
+    sig = digests(sub, num_perm, shingle_words, seed)
+    pairs = candidate_pairs(sig, bands)
+    if not len(pairs):
+        return out
+    pairs = pairs[similarity(sig, pairs) >= threshold]
+    parent = list(range(len(sub)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -60,33 +108,32 @@ def clusters(texts: list[str], threshold: float, num_perm: int, shingle_words: i
             i = parent[i]
         return i
 
-    for i, candidates in enumerate(lsh.query_all(hashes)):
-        for j in candidates:
-            if j != i and hashes[i].jaccard(hashes[j]) >= threshold:
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    out = []
-    for i in range(len(texts)):
-        r = root(i)
-        out.append((r, 1.0 if r == i else round(hashes[i].jaccard(hashes[r]), 4)))
+    for a, b in pairs.tolist():
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    for local, original in enumerate(flagged.tolist()):
+        r = root(local)
+        if r != local:
+            sim = float((sig[local] == sig[r]).mean())
+            out[original] = (int(flagged[r]), round(sim, 4))
     return out
 
 
 def overlaps(queries: list[str], corpus: list[str], threshold: float, num_perm: int, shingle_words: int,
              seed: int) -> list[tuple[int, int, float]]:
-    """(query index, corpus index, similarity) for every query that has a near-duplicate in the corpus."""
+    """(query index, corpus index, similarity): each query's most similar corpus text at or over the threshold."""
     if not queries or not corpus:
         return []
-    from rensa import RMinHashLSH
-
-    corpus_hashes = minhashes(corpus, num_perm, shingle_words, seed)
-    query_hashes = minhashes(queries, num_perm, shingle_words, seed)
-    lsh = RMinHashLSH(threshold, num_perm, bands_for(threshold, num_perm))
-    lsh.insert_pairs(list(enumerate(corpus_hashes)))
-    found = []
-    for i, candidates in enumerate(lsh.query_all(query_hashes)):
-        best = max(((query_hashes[i].jaccard(corpus_hashes[j]), j) for j in candidates), default=(0.0, -1))
-        if best[0] >= threshold:
-            found.append((i, best[1], round(best[0], 4)))
-    return found
+    sig = digests(list(queries) + list(corpus), num_perm, shingle_words, seed)
+    pairs = candidate_pairs(sig, bands_for(threshold, num_perm))
+    nq = len(queries)
+    pairs = pairs[(pairs[:, 0] < nq) & (pairs[:, 1] >= nq)] if len(pairs) else pairs
+    if not len(pairs):
+        return []
+    sims = similarity(sig, pairs)
+    best: dict[int, tuple[float, int]] = {}
+    for (q, c), s in zip(pairs.tolist(), sims.tolist()):
+        if s >= threshold and (s, -c) > (best.get(q, (-1.0, 0))[0], -best.get(q, (-1.0, 0))[1]):
+            best[q] = (s, c)
+    return [(q, c - nq, round(s, 4)) for q, (s, c) in sorted(best.items())]
