@@ -10,6 +10,7 @@ a band with any other row, and only those are compared.
 from __future__ import annotations
 
 import itertools
+import string
 
 import numpy as np
 import polars as pl
@@ -17,19 +18,42 @@ import polars as pl
 SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
 
 
+SEPARATORS = [c for c in string.punctuation if c != "_"] + ["\n", "\t", "\r"]
+CHUNK = 50_000  # texts per batch: bounds the memory of word lists and hash buffers
+
+
 def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat u64 hashes of each text's word n-grams (a text with fewer words: its words as one token), and offsets."""
-    words = pl.Series(texts, dtype=pl.String).fill_null("").str.to_lowercase().str.extract_all(r"\w+")
-    gram = pl.element()
-    for k in range(1, n):
-        gram = gram + " " + pl.element().shift(-k)
-    grams = words.list.eval(gram).list.drop_nulls()
-    grams = pl.select(pl.when(grams.list.len() > 0).then(grams).otherwise(pl.concat_list(words.list.join(" ")))
-                      ).to_series()
-    hashed = grams.list.eval(pl.element().hash(seed))
-    lengths = hashed.list.len().to_numpy().astype(np.uint64)
-    offsets = np.concatenate([np.zeros(1, np.uint64), np.cumsum(lengths, dtype=np.uint64)])
-    return hashed.explode().to_numpy().astype(np.uint64), offsets
+    """Flat u64 hashes of each text's word n-grams, and row offsets (a text with fewer words: its words).
+
+    Words: lower-cased text split at whitespace and punctuation (polars); each word is
+    hashed by polars and n-grams are combined from word hashes in numpy, so no
+    string is built per n-gram.
+    """
+    words = (pl.Series(texts, dtype=pl.String).fill_null("").str.to_lowercase()
+             .str.replace_many(SEPARATORS, [" "] * len(SEPARATORS)).str.split(" "))
+    hashed = words.list.eval(pl.element().filter(pl.element() != "").hash(seed))
+    lengths = hashed.list.len().to_numpy().astype(np.int64)
+    flat = hashed.explode().drop_nulls().to_numpy().astype(np.uint64)
+    if n > 1 and len(flat):
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        span = len(flat) - (n - 1)
+        grams = flat[:span].copy()
+        for k in range(1, n):
+            grams = grams * np.uint64(0x9E3779B97F4A7C15) + flat[k:span + k]
+        inside = (np.arange(span) - starts[:span] + n - 1) < np.repeat(lengths, lengths)[:span]
+        short = lengths < n  # fewer words than n: keep the words themselves
+        keep_word = np.repeat(short, lengths)
+        doc = np.repeat(np.arange(len(lengths)), lengths)
+        tokens = np.concatenate([grams[inside], flat[keep_word]])
+        owner = np.concatenate([doc[:span][inside], doc[keep_word]])
+        order = np.argsort(owner, kind="stable")
+        flat, lengths = tokens[order], np.bincount(owner, minlength=len(lengths)).astype(np.int64)
+    empty = lengths == 0  # a text with no words at all: one constant token
+    if empty.any():
+        flat = np.insert(flat, np.cumsum(lengths)[empty] - 0, np.uint64(0))
+        lengths = np.where(empty, 1, lengths)
+    offsets = np.concatenate([np.zeros(1, np.uint64), np.cumsum(lengths).astype(np.uint64)])
+    return flat, offsets
 
 
 def bands_for(threshold: float, num_perm: int) -> int:
@@ -88,9 +112,14 @@ def clusters(texts: list[str | None], threshold: float, num_perm: int, shingle_w
     if not texts:
         return []
     bands = bands_for(threshold, num_perm)
-    flat, offsets = token_hashes(texts, shingle_words, seed)
     lsh = RMinHashLSH(threshold, num_perm, bands)
-    flagged = np.flatnonzero(lsh.insert_matrix_and_query_duplicate_flags(_matrix(flat, offsets, num_perm, seed)))
+    matrices = []
+    for start in range(0, len(texts), CHUNK):  # index every text, a batch at a time
+        flat, offsets = token_hashes(texts[start:start + CHUNK], shingle_words, seed)
+        matrices.append(_matrix(flat, offsets, num_perm, seed))
+        lsh.insert_matrix(matrices[-1], start)
+    flags = [f for m in matrices for f in lsh.query_duplicate_flags_matrix(m)]
+    flagged = np.flatnonzero(flags)
     out = [(i, 1.0) for i in range(len(texts))]
     if len(flagged) < 2:
         return out
