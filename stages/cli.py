@@ -9,7 +9,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from stages.lib.errors import UserError, run
+from stages.lib.errors import run
 
 PARAMS = Path("params.yaml")
 CONF = Path("conf")

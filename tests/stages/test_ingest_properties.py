@@ -16,7 +16,6 @@ from pathlib import Path
 
 import orjson
 import polars as pl
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
