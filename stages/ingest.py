@@ -13,11 +13,14 @@ memory stays bounded as raw data grows. A file no source claims is an error.
 from __future__ import annotations
 
 import codecs
+import multiprocessing
+import os
 import csv
 import json
 import sys
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -300,20 +303,37 @@ def assign_files(raw_dir: Path, sources: list[SourceParams]) -> list[tuple[Path,
     return sorted(owner.items(), key=lambda kv: kv[0].as_posix())
 
 
+PARALLEL_BYTES = 64 << 20  # raw data above this is read by one process per core, file by file
+COUNTS = ("units", "records", "quarantined")
+
+
+def file_frames(path: Path, src: SourceParams, p: IngestParams) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    for parsed in read_file(path, src, p):
+        yield to_frames(parsed, src, path.as_posix())
+
+
+def summarize(params: Params, per_file: list[tuple[str, dict]]) -> dict:
+    stats = {s.name: {"files": 0} | dict.fromkeys(COUNTS, 0) for s in params.data.sources}
+    for name, counts in per_file:
+        stats[name]["files"] += 1
+        for k in COUNTS:
+            stats[name][k] += counts[k]
+    totals = {k: sum(s[k] for s in stats.values()) for k in ("files", *COUNTS)}
+    return {"sources": dict(sorted(stats.items())), "total": totals}
+
+
 def ingest(raw_dir: Path, params: Params, sink) -> dict:
     """Read every claimed file chunk by chunk; `sink(records, quarantine)` takes each chunk."""
-    stats = {s.name: {"files": 0, "units": 0, "records": 0, "quarantined": 0} for s in params.data.sources}
+    per_file = []
     for path, src in assign_files(raw_dir, params.data.sources):
-        stats[src.name]["files"] += 1
-        for parsed in read_file(path, src, params.ingest):
-            rec, bad = to_frames(parsed, src, path.as_posix())
+        counts = dict.fromkeys(COUNTS, 0)
+        for rec, bad in file_frames(path, src, params.ingest):
             sink(rec, bad)
-            s = stats[src.name]
-            s["units"] += rec.height + bad.height
-            s["records"] += rec.height
-            s["quarantined"] += bad.height
-    totals = {k: sum(s[k] for s in stats.values()) for k in ("files", "units", "records", "quarantined")}
-    return {"sources": dict(sorted(stats.items())), "total": totals}
+            counts["units"] += rec.height + bad.height
+            counts["records"] += rec.height
+            counts["quarantined"] += bad.height
+        per_file.append((src.name, counts))
+    return summarize(params, per_file)
 
 
 def ingest_frames(raw_dir: Path, params: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
@@ -323,23 +343,40 @@ def ingest_frames(raw_dir: Path, params: Params) -> tuple[pl.DataFrame, pl.DataF
     return pl.concat(recs), pl.concat(bads), stats
 
 
+def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) -> tuple[str, dict]:
+    """One file's chunks as numbered parquet parts (file index, chunk index): the order of the output."""
+    index, path, src, p, parts = job
+    counts = dict.fromkeys(COUNTS, 0)
+    for k, (rec, bad) in enumerate(file_frames(path, src, p)):
+        rec.write_parquet(parts / f"records-{index:06d}-{k:09d}.parquet")
+        bad.write_parquet(parts / f"quarantine-{index:06d}-{k:09d}.parquet")
+        counts["units"] += rec.height + bad.height
+        counts["records"] += rec.height
+        counts["quarantined"] += bad.height
+    return src.name, counts
+
+
 def main() -> None:
     params = load_params(Params)
     OUT.mkdir(parents=True, exist_ok=True)
     parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
     try:
-        counter = iter(range(1 << 62))
-
-        def sink(rec: pl.DataFrame, bad: pl.DataFrame) -> None:
-            i = next(counter)
-            rec.write_parquet(parts / f"records-{i:09d}.parquet")
-            bad.write_parquet(parts / f"quarantine-{i:09d}.parquet")
-
-        sink(pl.DataFrame(schema=RECORDS_SCHEMA), pl.DataFrame(schema=QUARANTINE_SCHEMA))
-        stats = ingest(RAW_DIR, params, sink)
+        files = assign_files(RAW_DIR, params.data.sources)
+        jobs = [(i, path, src, params.ingest, parts) for i, (path, src) in enumerate(files)]
+        size = sum(path.stat().st_size for path, _ in files if path.is_file())
+        if size > PARALLEL_BYTES and len(jobs) > 1:
+            ctx = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
+            with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(jobs)), mp_context=ctx) as pool:
+                per_file = list(pool.map(write_file_parts, jobs))
+        else:
+            per_file = [write_file_parts(job) for job in jobs]
+        stats = summarize(params, per_file)
+        pl.DataFrame(schema=RECORDS_SCHEMA).write_parquet(parts / "records-empty.parquet")
+        pl.DataFrame(schema=QUARANTINE_SCHEMA).write_parquet(parts / "quarantine-empty.parquet")
         for name in ("records", "quarantine"):
             with atomic_path(OUT / f"{name}.parquet") as tmp:
-                pl.scan_parquet(sorted(parts.glob(f"{name}-*.parquet"))).sink_parquet(tmp, compression="zstd", statistics=False)
+                pl.scan_parquet(sorted(parts.glob(f"{name}-*.parquet"))).sink_parquet(tmp, compression="zstd",
+                                                                                     statistics=False)
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
