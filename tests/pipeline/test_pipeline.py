@@ -59,6 +59,7 @@ def test_every_raw_unit_is_accounted_for(built_repo):
 def test_metrics_and_plots_are_visible_to_dvc(built_repo):
     shown = sh(built_repo, "dvc", "metrics", "show", "--json").stdout
     assert "tuned" in shown and "rejected_by_rule" in shown
+    assert sh(built_repo, "dvc", "metrics", "diff").returncode == 0
     plots = sh(built_repo, "dvc", "plots", "show", "--json").stdout
     assert "confusion.csv" in plots and "loss.tsv" in plots
 
@@ -148,6 +149,10 @@ def test_user_errors_are_one_line(repo_copy):
     (repo / "params.yaml").write_text(text.replace("  lr: 0.001", "  lr: fast"))
     proc = sh(repo, "python", "-m", "stages.train", check=False)
     assert proc.returncode == 2 and "train.lr" in proc.stderr and "Traceback" not in proc.stderr
+    # a value outside the allowed set
+    (repo / "params.yaml").write_text(text.replace("  split: test", "  split: train"))
+    proc = sh(repo, "python", "-m", "stages.evaluate", check=False)
+    assert proc.returncode == 2 and "evaluate.split" in proc.stderr and "Traceback" not in proc.stderr
     # stale params.yaml
     proc = sh(repo, "tunebuild", "compose", "--config", "smoke", "--check", check=False)
     assert proc.returncode == 1 and "stale" in proc.stderr and "Traceback" not in proc.stderr
