@@ -270,12 +270,12 @@ def phase(timings: dict | None, name: str):
             timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def apply_rules(df: pl.DataFrame, p: Params, timings: dict | None = None) -> pl.DataFrame:
-    """Adds `rule` (first failing rule or null) and `reason` to every record."""
+def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFrame:
+    """Adds `rule` (first failing rule or null), `reason` and `column` to every record.
+
+    `failed` holds the schema failures (schema_failures) of the same rows.
+    """
     exprs = rule_exprs(p)
-    schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
-    with phase(timings, "pandera"):
-        failed = schema_failures(df.select("record_id", "text", "label"), schema)
     df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
                                                  _max_run=max_char_run(df["text"], p.curate.max_char_run))
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
@@ -404,13 +404,13 @@ def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
            timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """The pure core: ingested records -> (curated, rejected, stats); `timings` collects seconds per phase."""
     check_params(p)
+    schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
     with phase(timings, "pii"):
         staged, found = redact_for_training(records, p)
-    t_pandera = (timings or {}).get("pandera", 0.0)
+    with phase(timings, "pandera"):
+        failed = schema_failures(staged.select("record_id", "text", "label"), schema)
     with phase(timings, "rules"):
-        ruled = apply_rules(staged, p, timings)
-    if timings is not None:
-        timings["rules"] = round(timings["rules"] - (timings["pandera"] - t_pandera), 3)
+        ruled = apply_rules(staged, failed, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
     with phase(timings, "dedupe"):
@@ -421,7 +421,7 @@ def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
     curated = ruled.filter(pl.col("rule").is_null()).drop("rule", "reason", "column").sort("record_id")
     rejected = ruled.filter(pl.col("rule").is_not_null()).drop("cluster").sort("file", "line")
     with phase(timings, "pandera"):
-        classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars).validate(curated)
+        schema.validate(curated)
     stats = curate_stats(records, curated, rejected, pii_table, ingest_stats)
     return curated, rejected, stats
 

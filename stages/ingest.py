@@ -307,9 +307,16 @@ PARALLEL_BYTES = 64 << 20  # raw data above this is read by one process per core
 COUNTS = ("units", "records", "quarantined")
 
 
-def file_frames(path: Path, src: SourceParams, p: IngestParams) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    for parsed in read_file(path, src, p):
-        yield to_frames(parsed, src, path.as_posix())
+def read_counted(path: Path, src: SourceParams, p: IngestParams, sink) -> dict:
+    """Read one file chunk by chunk; `sink(chunk index, records, quarantine)` takes each; returns its counts."""
+    counts = dict.fromkeys(COUNTS, 0)
+    for k, parsed in enumerate(read_file(path, src, p)):
+        rec, bad = to_frames(parsed, src, path.as_posix())
+        sink(k, rec, bad)
+        counts["units"] += rec.height + bad.height
+        counts["records"] += rec.height
+        counts["quarantined"] += bad.height
+    return counts
 
 
 def summarize(params: Params, per_file: list[tuple[str, dict]]) -> dict:
@@ -324,15 +331,8 @@ def summarize(params: Params, per_file: list[tuple[str, dict]]) -> dict:
 
 def ingest(raw_dir: Path, params: Params, sink) -> dict:
     """Read every claimed file chunk by chunk; `sink(records, quarantine)` takes each chunk."""
-    per_file = []
-    for path, src in assign_files(raw_dir, params.data.sources):
-        counts = dict.fromkeys(COUNTS, 0)
-        for rec, bad in file_frames(path, src, params.ingest):
-            sink(rec, bad)
-            counts["units"] += rec.height + bad.height
-            counts["records"] += rec.height
-            counts["quarantined"] += bad.height
-        per_file.append((src.name, counts))
+    per_file = [(src.name, read_counted(path, src, params.ingest, lambda _, rec, bad: sink(rec, bad)))
+                for path, src in assign_files(raw_dir, params.data.sources)]
     return summarize(params, per_file)
 
 
@@ -346,14 +346,12 @@ def ingest_frames(raw_dir: Path, params: Params) -> tuple[pl.DataFrame, pl.DataF
 def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) -> tuple[str, dict]:
     """One file's chunks as numbered parquet parts (file index, chunk index): the order of the output."""
     index, path, src, p, parts = job
-    counts = dict.fromkeys(COUNTS, 0)
-    for k, (rec, bad) in enumerate(file_frames(path, src, p)):
+
+    def write(k: int, rec: pl.DataFrame, bad: pl.DataFrame) -> None:
         rec.write_parquet(parts / f"records-{index:06d}-{k:09d}.parquet")
         bad.write_parquet(parts / f"quarantine-{index:06d}-{k:09d}.parquet")
-        counts["units"] += rec.height + bad.height
-        counts["records"] += rec.height
-        counts["quarantined"] += bad.height
-    return src.name, counts
+
+    return src.name, read_counted(path, src, p, write)
 
 
 def main() -> None:

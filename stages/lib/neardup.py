@@ -162,7 +162,7 @@ def overlaps(queries: list[str], corpus: list[str], threshold: float, num_perm: 
         return []
     sims = similarity(sig, pairs)
     best: dict[int, tuple[float, int]] = {}
-    for (q, c), s in zip(pairs.tolist(), sims.tolist()):
-        if s >= threshold and (s, -c) > (best.get(q, (-1.0, 0))[0], -best.get(q, (-1.0, 0))[1]):
+    for (q, c), s in zip(pairs.tolist(), sims.tolist()):  # the most similar; on a tie, the first corpus text
+        if s >= threshold and (q not in best or s > best[q][0] or (s == best[q][0] and c < best[q][1])):
             best[q] = (s, c)
     return [(q, c - nq, round(s, 4)) for q, (s, c) in sorted(best.items())]
