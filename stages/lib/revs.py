@@ -1,0 +1,69 @@
+"""Read pipeline artifacts as they were at a git revision, through DVC.
+
+`rev=None` reads the workspace. Any other rev is read through DVC's file system
+from the local cache (or the default remote), never by checking out. Errors a
+user can cause (unknown revision, artifact not in that revision, artifact not
+pulled) are one UserError each.
+"""
+from __future__ import annotations
+
+import io
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from stages.lib.errors import UserError
+
+
+@lru_cache(maxsize=8)
+def _fs(root: str, sha: str):
+    from dvc.api import DVCFileSystem
+
+    return DVCFileSystem(root, rev=sha)
+
+
+def read_bytes(path: str, rev: str | None = None, root: str | Path = ".") -> bytes:
+    """The bytes of `path` (relative to the repo root) at `rev` (None: workspace)."""
+    if rev is None:
+        p = Path(root) / path
+        if not p.is_file():
+            raise UserError(f"{p}: not found in the workspace; run `dvc repro` (or `dvc pull`) first")
+        return p.read_bytes()
+    fs = _fs(str(Path(root).resolve()), resolve(rev, root))
+    try:
+        if not fs.exists(path):
+            raise UserError(f"{path}: not in git revision {rev!r} (neither in git nor in its dvc.lock); "
+                            "was the pipeline run and committed at that revision?")
+        return fs.read_bytes(path)
+    except UserError:
+        raise
+    except Exception as e:  # missing from cache and remote: FileNotFoundError / PathMissingError / CheckoutError
+        raise UserError(f"{path} at {rev!r}: the data is not in the local DVC cache or remote ({e}); "
+                        f"run `dvc pull --all-commits` or `git checkout {rev} && dvc repro`") from None
+
+
+def read_parquet(path: str, rev: str | None = None, root: str | Path = "."):
+    import polars as pl
+
+    return pl.read_parquet(io.BytesIO(read_bytes(path, rev, root)))
+
+
+def read_json(path: str, rev: str | None = None, root: str | Path = ".") -> Any:
+    return json.loads(read_bytes(path, rev, root))
+
+
+def read_text(path: str, rev: str | None = None, root: str | Path = ".") -> str:
+    return read_bytes(path, rev, root).decode("utf-8")
+
+
+def resolve(rev: str, root: str | Path = ".") -> str:
+    """The full commit sha of `rev`, or a UserError naming it."""
+    import subprocess
+
+    r = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                       cwd=root, capture_output=True, text=True)
+    if r.returncode:
+        raise UserError(f"{rev!r}: not a git revision in {Path(root).resolve()}; "
+                        "give a branch, tag or commit that exists (see `git log`)")
+    return r.stdout.strip()

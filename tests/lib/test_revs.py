@@ -1,0 +1,47 @@
+"""Reading artifacts at a git revision through DVC (real git, real dvc, real cache)."""
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+
+from stages.lib import revs
+from stages.lib.errors import UserError
+from tests.conftest import sh
+
+
+@pytest.fixture
+def two_revs(tmp_path):
+    sh(tmp_path, "git", "init", "-q", "-b", "main")
+    sh(tmp_path, "dvc", "init", "-q")
+    (tmp_path / "data").mkdir()
+    for n in (2, 3):
+        pl.DataFrame({"a": list(range(n))}).write_parquet(tmp_path / "data/a.parquet")
+        sh(tmp_path, "dvc", "add", "-q", "data/a.parquet")
+        sh(tmp_path, "git", "add", "-A")
+        sh(tmp_path, "git", "commit", "-qm", f"{n} rows")
+    return tmp_path
+
+
+def test_reads_each_revision_and_the_workspace(two_revs):
+    assert revs.read_parquet("data/a.parquet", "HEAD~1", two_revs).height == 2
+    assert revs.read_parquet("data/a.parquet", "HEAD", two_revs).height == 3
+    assert revs.read_parquet("data/a.parquet", None, two_revs).height == 3
+    assert revs.resolve("main", two_revs) == sh(two_revs, "git", "rev-parse", "HEAD").stdout.strip()
+
+
+@pytest.mark.parametrize("path, rev, words", [
+    ("data/a.parquet", "no-such-branch", "not a git revision"),
+    ("data/b.parquet", "HEAD", "not in git revision"),
+    ("data/b.parquet", None, "not found in the workspace"),
+])
+def test_user_errors(two_revs, path, rev, words):
+    with pytest.raises(UserError, match=words):
+        revs.read_bytes(path, rev, two_revs)
+
+
+def test_artifact_not_in_cache(two_revs):
+    shutil.rmtree(two_revs / ".dvc" / "cache")
+    with pytest.raises(UserError, match="not in the local DVC cache or remote"):
+        revs.read_bytes("data/a.parquet", "HEAD~1", two_revs)
