@@ -201,11 +201,12 @@ def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
 
 
 def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
-    """The non-schema rules: name -> (fails, reason), as polars expressions over a record."""
+    """The non-schema rules: name -> (fails, reason), as polars expressions over a record
+    (with the `_words` and `_max_run` columns that apply_rules adds)."""
     c = p.curate
     text = pl.col("text").fill_null("")
-    words = text.str.count_matches(r"\S+")
-    visible = text.str.count_matches(r"\S")
+    words = pl.col("_words")  # computed once by apply_rules (used by two rules)
+    visible = text.str.len_chars() - text.str.count_matches(r"\s")  # whitespace is rarer: fewer matches
     symbols = text.str.count_matches(r"[^\w\s]")
     letters = text.str.count_matches(r"[^\W\d_]")
     scripts = "".join(rf"\p{{{s}}}" for s in c.scripts)
@@ -257,14 +258,17 @@ def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
 def find_pii(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]]]]:
     """Row index -> (original text, PII spans), for rows with PII only.
 
-    The regex prefilter runs in polars over all rows; confirmation only on candidates.
+    Each type's prefilter runs in polars over all rows; its pattern only on the rows that matched.
     """
-    candidates = df.with_row_index("_i").filter(pl.col("text").fill_null("").str.contains(pii.PREFILTER))
+    text = pl.col("text").fill_null("")
+    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text",
+                      *(text.str.contains(pat).alias(k) for k, pat in pii.PREFILTERS.items()))
+            .filter(pl.any_horizontal(*pii.PREFILTERS)))
     found = {}
-    for i, text in candidates.select("_i", "text").iter_rows():
-        spans = pii.find(text)
+    for i, t, *flags in hits.iter_rows():
+        spans = pii.find(t, [k for k, hit in zip(pii.PREFILTERS, flags) if hit])
         if spans:
-            found[i] = (text, spans)
+            found[i] = (t, spans)
     return found
 
 
@@ -290,7 +294,8 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
     """
     exprs = rule_exprs(p)
     df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
-                                                 _max_run=max_char_run(df["text"], p.curate.max_char_run))
+                                                 _max_run=max_char_run(df["text"], p.curate.max_char_run),
+                                                 _words=pl.col("text").fill_null("").str.count_matches(r"\S+"))
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
     # Each rule's test runs once; the costly charset test only on texts that are not plain ASCII.
     cheap = [name for name in ["forget", "license"] + QUALITY_RULES if name != "charset"]
@@ -321,7 +326,7 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         column = pl.when(pl.col("rule") == name).then(col).otherwise(column)
     failing = df.filter(pl.col("rule").is_not_null()).select("index", _reason=reason, _column=column)
     df = df.join(failing, on="index", how="left").rename({"_reason": "reason", "_column": "column"})
-    return df.drop("index", "_max_run", "_schema_rule", "_schema_col")
+    return df.drop("index", "_max_run", "_words", "_schema_rule", "_schema_col")
 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
