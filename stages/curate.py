@@ -376,12 +376,17 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
     return out, table
 
 
-def dedupe(meta: pl.DataFrame, texts_of: Callable[[pl.Series], Iterable[list[str]]],
-           p: NearDuplicateParams) -> pl.DataFrame:
+def survivor_hashes(part: pl.LazyFrame, rows: pl.Series, shingle_words: int, seed: int):
+    """neardup.token_hashes of the texts in `part` whose _i is in `rows` (runs in worker processes)."""
+    texts = part.filter(pl.col("_i").is_in(rows.implode())).select("text").collect()["text"].to_list()
+    return neardup.token_hashes(texts, shingle_words, seed)
+
+
+def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams, mapper: Callable = map) -> pl.DataFrame:
     """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
 
     `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
-    (file, line) order; `texts_of(_i values)` yields those rows' texts in order, a list at a time.
+    (file, line) order; `parts` hold the texts (with _i), in the same order; `mapper` hashes them.
     Returns, per row this step rejects or clusters: _i, d_rule, d_column, d_reason, cluster.
     """
     alive = pl.col("rule").is_null()
@@ -402,7 +407,14 @@ def dedupe(meta: pl.DataFrame, texts_of: Callable[[pl.Series], Iterable[list[str
                                                   "source", pl.col("copies"), pl.col("labels")))
         .otherwise(pl.format("duplicate of {}", pl.col("first"))))
     survivors = ranked.filter(alive & ~conflict & ~dup).select("_i", "record_id", where=pl.format("{}:{}", "file", "line"))
-    near = neardup.clusters(lambda: texts_of(survivors["_i"]), p.threshold, p.num_perm, p.shingle_words, p.seed)
+    rows = survivors["_i"]
+
+    def texts_at(positions) -> list[str]:
+        wanted = rows.gather(positions).implode()
+        return [t for part in parts for t in part.filter(pl.col("_i").is_in(wanted)).select("text").collect()["text"]]
+
+    hashed = mapper(functools.partial(survivor_hashes, rows=rows, shingle_words=p.shingle_words, seed=p.seed), parts)
+    near = neardup.clusters(hashed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
     ids, where = survivors["record_id"].to_list(), survivors["where"].to_list()
     hit = [r != i and p.action == "reject" for i, (r, _) in enumerate(near)]
     marks = pl.DataFrame({
@@ -432,17 +444,15 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
     return ruled, pii_table, timings
 
 
-def pooled(fn: Callable, items: Iterable, workers: int) -> Iterator:
-    """map(fn, items) in `workers` processes, in order, with at most `workers` + 1 items in flight."""
-    ctx = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: collections.deque = collections.deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
+def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, workers: int) -> Iterator:
+    """map(fn, items) on the pool's `workers` processes, in order, with at most `workers` + 1 items in flight."""
+    pending: collections.deque = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > workers:
             yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -485,12 +495,8 @@ def curate_parts(chunks: Iterable[pl.DataFrame], p: Params, ingest_stats: dict |
     if not order.equals(pl.int_range(meta.height, eager=True).alias(order.name)):
         raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
 
-    def texts_of(rows: pl.Series) -> Iterator[list[str]]:
-        for part in ruled_parts:
-            yield part.filter(pl.col("_i").is_in(rows.implode())).select("text").collect()["text"].to_list()
-
     with phase(timings, "dedupe"):
-        decisions = dedupe(meta, texts_of, p.curate.near_duplicates)
+        decisions = dedupe(meta, ruled_parts, p.curate.near_duplicates, mapper)
     curated, rejected = [], []
     for k, part in enumerate(ruled_parts):
         cur, rej = decide(part.collect(), decisions, schema, timings)
@@ -564,8 +570,12 @@ def main() -> None:
         n, rows = params.curate.chunk_rows, pl.scan_parquet(IN).select(pl.len()).collect().item()
         chunks = (pl.scan_parquet(IN).slice(i, n).collect() for i in range(0, max(rows, 1), n))
         workers = min(os.cpu_count() or 1, -(-rows // n))
-        mapper = functools.partial(pooled, workers=workers) if workers > 1 else map
-        curated, rejected, stats = curate_parts(chunks, params, read_json(INGEST_STATS), store, timings, mapper)
+        with contextlib.ExitStack() as stack:
+            mapper = map
+            if workers > 1:  # spawn: polars' thread pool does not survive fork
+                pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+                mapper = functools.partial(pooled, pool=pool, workers=workers)
+            curated, rejected, stats = curate_parts(chunks, params, read_json(INGEST_STATS), store, timings, mapper)
         for name, frames in (("curated", curated), ("rejected", rejected)):
             with atomic_path(OUT / f"{name}.parquet") as tmp:
                 pl.concat(frames).sink_parquet(tmp, compression="zstd", statistics=False)

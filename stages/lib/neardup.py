@@ -20,7 +20,6 @@ SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger on
 
 
 SEPARATORS = [c for c in string.punctuation if c != "_"] + ["\n", "\t", "\r"]
-CHUNK = 50_000  # texts per batch: bounds the memory of word lists and hash buffers
 
 
 def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,13 +96,13 @@ def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
 
 
-def clusters(batches: Callable[[], Iterable[list[str | None]]], threshold: float, num_perm: int,
-             shingle_words: int, seed: int) -> list[tuple[int, float]]:
+def clusters(hashed: Iterable[tuple[np.ndarray, np.ndarray]], texts_at: Callable[[np.ndarray], list[str | None]],
+             threshold: float, num_perm: int, shingle_words: int, seed: int) -> list[tuple[int, float]]:
     """For each text (in priority order), (index of its cluster's first member, similarity to it).
 
-    `batches()` yields the texts in order, a list at a time; it is called twice (index
-    every text, then fetch the few flagged ones), so the texts need not fit in memory.
-    Union-find over confirmed pairs; the representative of a cluster is its earliest
+    `hashed` yields the texts' token_hashes (flat, offsets), a batch at a time, in order;
+    `texts_at(indices)` returns the few texts that LSH flags, so the texts need not be in
+    memory. Union-find over confirmed pairs; the representative of a cluster is its earliest
     member, so what is kept depends on nothing but the order.
     """
     from rensa import RMinHashLSH
@@ -111,22 +110,17 @@ def clusters(batches: Callable[[], Iterable[list[str | None]]], threshold: float
     bands = bands_for(threshold, num_perm)
     lsh = RMinHashLSH(threshold, num_perm, bands)
     matrices, total = [], 0
-    for batch in batches():
-        for start in range(0, len(batch), CHUNK):
-            flat, offsets = token_hashes(batch[start:start + CHUNK], shingle_words, seed)
-            matrices.append(_matrix(flat, offsets, num_perm, seed))
-            lsh.insert_matrix(matrices[-1], total)
-            total += len(offsets) - 1
+    for flat, offsets in hashed:
+        matrices.append(_matrix(flat, offsets, num_perm, seed))
+        lsh.insert_matrix(matrices[-1], total)
+        total += len(offsets) - 1
     flags = np.fromiter((f for m in matrices for f in lsh.query_duplicate_flags_matrix(m)), bool, total)
     del matrices, lsh
     flagged = np.flatnonzero(flags)
     out = [(i, 1.0) for i in range(total)]
     if len(flagged) < 2:
         return out
-    sub, seen = [], 0
-    for batch in batches():
-        sub.extend(batch[i - seen] for i in flagged[(flagged >= seen) & (flagged < seen + len(batch))])
-        seen += len(batch)
+    sub = texts_at(flagged)
     sig = digests(sub, num_perm, shingle_words, seed)
     pairs = candidate_pairs(sig, bands)
     if not len(pairs):

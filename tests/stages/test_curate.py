@@ -1,4 +1,6 @@
 import dataclasses
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import polars as pl
@@ -121,7 +123,9 @@ def test_chunk_size_and_worker_processes_do_not_change_the_result():
     one_chunk = curate(records, dataclasses.replace(P, curate=dataclasses.replace(CP, chunk_rows=1000)))
     tiny_chunks = curate(records, P)
     chunks = (records.slice(i, 4) for i in range(0, records.height, 4))
-    cur, rej, stats = curate_parts(chunks, P, None, lambda _, df: df.lazy(), None, partial(pooled, workers=2))
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        cur, rej, stats = curate_parts(chunks, P, None, lambda _, df: df.lazy(), None,
+                                       partial(pooled, pool=pool, workers=2))
     pooled_result = (pl.concat(cur).collect(), pl.concat(rej).collect(), stats)
     for other in (tiny_chunks, pooled_result):
         assert one_chunk[0].equals(other[0]) and one_chunk[1].equals(other[1]) and one_chunk[2] == other[2]
