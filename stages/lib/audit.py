@@ -110,11 +110,14 @@ def pii_facts(out: Outputs, actions: dict[str, str]) -> dict:
 
     everything = pl.concat([out.curated.select("pii"), out.rejected.select("pii")])
     remaining: dict[str, int] = {}
-    for n, df in out.splits.items():
+    for df in out.splits.values():
         for _, spans in curate.find_pii(df.select("text")).values():
             for kind in {k for k, _, _ in spans}:
                 remaining[kind] = remaining.get(kind, 0) + 1
-    has = lambda df, kind: df.filter(pl.col("pii").list.contains(kind)).height  # noqa: E731
+
+    def has(df: pl.DataFrame, kind: str) -> int:
+        return df.filter(pl.col("pii").list.contains(kind)).height
+
     return {kind: {"action": actions[kind], "found": has(everything, kind),
                    "redacted": has(out.curated, kind) if actions[kind] == "redact" else 0,
                    "rejected": out.rejected.filter(pl.col("rule") == f"pii_{kind}").height,
@@ -206,8 +209,11 @@ def forget_facts(out: Outputs, data: DataParams) -> dict:
 
 def findings(report: dict) -> list[dict]:
     """The facts that fail `--strict`, one message each."""
-    found = []
-    add = lambda kind, msg: found.append({"kind": kind, "message": msg})  # noqa: E731
+    found: list[dict] = []
+
+    def add(kind: str, message: str) -> None:
+        found.append({"kind": kind, "message": message})
+
     for s in report["sources"]:
         if not s["allowed"] and any(s[n] for n in SPLITS):
             add("license", f"source {s['source']}: license {s['license']} is not in curate.license_allowlist, but "
@@ -277,6 +283,16 @@ def table(headers: list[str], rows: list[list]) -> str:
     return md_table(headers, rows) if rows else "_none_"
 
 
+def merged_params(built: dict) -> dict:
+    """key -> value over every stage; a key that stages saw with different values lists them per stage."""
+    seen: dict[str, dict] = {}
+    for stage, b in built.items():
+        for key, value in b["params"].items():
+            seen.setdefault(key, {})[stage] = value
+    return {key: next(iter(v.values())) if all(x == next(iter(v.values())) for x in v.values())
+            else {f"(differs) {stage}": x for stage, x in v.items()} for key, v in seen.items()}
+
+
 def markdown(r: dict) -> str:
     """The audit as a Markdown report."""
     w = r["revision"]
@@ -313,8 +329,8 @@ def markdown(r: dict) -> str:
                                   [[name, b["recorded_in"] or "?", "<br>".join(f"{k} `{v}`" for k, v in b["code"].items()),
                                     "<br>".join(f"{k} `{v}`" for k, v in b["outs"].items())]
                                    for name, b in r["built_by"].items()])
-        + "\n\nParams per stage (from dvc.lock):\n\n```yaml\n"
-        + yaml.safe_dump({k: b["params"] for k, b in r["built_by"].items()}, sort_keys=False).rstrip() + "\n```",
+        + "\n\nParams the stages were built with (dvc.lock; each key once):\n\n```yaml\n"
+        + yaml.safe_dump(merged_params(r["built_by"]), sort_keys=False).rstrip() + "\n```",
         "## Model\n\n" + f"{r['model']['mode']} fine-tune of `{r['model']['base_model']}`; weights: "
         + ", ".join(f"{k} `{v[:16]}`" for k, v in (r["model"]["files"] or {}).items())
         + "\n\n```json\n" + json.dumps(r["metrics"], indent=2, sort_keys=True) + "\n```",

@@ -8,7 +8,6 @@ keep the text: only deleting the raw lines erases it.
 """
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
@@ -140,12 +139,12 @@ def forget(ids: list[str], texts: list[str], patterns: list[str], conf: Path, pa
     if not params.is_file() or params.read_text(encoding="utf-8") != text:
         write_text(params, text)
     copies = raw_copies(ids, patterns)
-    lines = [f"{path}: added {len(new_ids)} record id(s) and {len(new_patterns)} pattern(s) to forget "
-             f"({len(ids) - len(new_ids) + len(patterns) - len(new_patterns)} already there); {params} recomposed "
-             f"from {conf}/{config}.yaml.",
-             "Next: `dvc repro` (reruns curate, split, tokenize, train, evaluate and report without them), then "
-             "`tunebuild audit --strict` to check they are gone from curated and tokenized data, lineage and the "
-             "model; commit conf/, params.yaml and dvc.lock."]
+    lines = [(f"{path}: added {len(new_ids)} record id(s) and {len(new_patterns)} pattern(s) to forget "
+              f"({len(ids) - len(new_ids) + len(patterns) - len(new_patterns)} already there); {params} recomposed "
+              f"from {conf}/{config}.yaml."),
+             ("Next: `dvc repro` (reruns curate, split, tokenize, train, evaluate and report without them), then "
+              "`tunebuild audit --strict` to check they are gone from curated and tokenized data, lineage and the "
+              "model; commit conf/, params.yaml and dvc.lock.")]
     if copies:
         lines.append(f"Not erased: the raw data still holds the text ({', '.join(copies[:10])}"
                      + (" ..." if len(copies) > 10 else "") + ") and so does data/ingest/records.parquet; delete "

@@ -62,7 +62,7 @@ def resolve(rev: str, root: str | Path = ".") -> str:
     import subprocess
 
     r = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                       cwd=root, capture_output=True, text=True)
+                       cwd=root, capture_output=True, text=True, check=False)
     if r.returncode:
         raise UserError(f"{rev!r}: not a git revision in {Path(root).resolve()}; "
                         "give a branch, tag or commit that exists (see `git log`)")
@@ -72,7 +72,7 @@ def resolve(rev: str, root: str | Path = ".") -> str:
 def _git(root: str | Path, *args: str) -> str:
     import subprocess
 
-    r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
     if r.returncode:
         raise UserError(f"git {' '.join(args)} failed in {Path(root).resolve()}: {r.stderr.strip()}")
     return r.stdout
@@ -87,7 +87,7 @@ def git_text(path: str, sha: str, root: str | Path = ".") -> str | None:
     """The text of a git-tracked file at commit `sha`, or None when that commit does not have it."""
     import subprocess
 
-    r = subprocess.run(["git", "show", f"{sha}:{path}"], cwd=root, capture_output=True, text=True)
+    r = subprocess.run(["git", "show", f"{sha}:{path}"], cwd=root, capture_output=True, text=True, check=False)
     return r.stdout if r.returncode == 0 else None
 
 
