@@ -129,7 +129,7 @@ def test_missing_artifacts_give_one_clear_message(repo_copy):
 def test_strict_flags_stale_outputs_and_a_disallowed_license(repo_copy):
     report = audit(repo_copy)
     licenses = {s["license"] for s in report["sources"] if any(s[n] for n in SPLITS)}
-    dropped = sorted(licenses)[0]
+    dropped = min(licenses)
     edit_params(repo_copy, **{"curate.license_allowlist": sorted(licenses - {dropped})})
     report = audit(repo_copy, "--strict", rc=1)
     assert kinds(report) == {"license", "stale"}
