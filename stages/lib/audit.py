@@ -35,6 +35,8 @@ REJECTED = "data/curate/rejected.parquet"
 RECORDS = "data/ingest/records.parquet"
 QUARANTINE = "data/ingest/quarantine.parquet"
 LINEAGE = "data/report/lineage.json"
+# a quarantine error's kind: the text before the first colon, numbers generalized ("invalid JSON", "line is N bytes, ...")
+ERROR_KIND = pl.col("error").str.split(":").list.first().str.replace_all(r"\d+", "N")
 RAW_NOTE = ("raw files under data/raw/ and data/ingest/records.parquet still hold the text of {n} forgotten "
             "record(s) ({where}): curate removes them from everything downstream, not from the raw data; delete "
             "those lines from data/raw/ (and from old DVC cache/remote versions) to erase them at the source")
@@ -139,12 +141,18 @@ def built_by(out: Outputs, root: str | Path) -> dict:
     """Per stage, from dvc.lock: the commit that recorded this build, code hashes, params and output hashes."""
     stages = out.lock.get("stages", {})
     commits = revs.history("dvc.lock", None if out.where["rev"] == "workspace" else out.where["commit"], root)
+    locks: dict[str, dict] = {}  # sha -> its dvc.lock stages, read once each
+
+    def entry_at(sha: str, name: str) -> dict | None:
+        if sha not in locks:
+            locks[sha] = (yaml.safe_load(revs.git_text("dvc.lock", sha, root) or "") or {}).get("stages", {})
+        return locks[sha].get(name)
+
     result = {}
     for name, entry in stages.items():
         recorded = "workspace (dvc.lock not committed)" if out.where["rev"] == "workspace" else None
         for sha in commits:  # newest first: the oldest commit with this same entry recorded the build
-            text = revs.git_text("dvc.lock", sha, root)
-            if (yaml.safe_load(text) or {}).get("stages", {}).get(name) != entry:
+            if entry_at(sha, name) != entry:
                 break
             recorded = sha
         result[name] = {
@@ -156,10 +164,15 @@ def built_by(out: Outputs, root: str | Path) -> dict:
     return result
 
 
+def lock_outs(out: Outputs) -> dict[str, str]:
+    """Every output path in dvc.lock -> its md5."""
+    return {o["path"]: o.get("md5") for st in out.lock.get("stages", {}).values() for o in st.get("outs", [])}
+
+
 def lock_consistency(out: Outputs) -> list[str]:
     """Each stage's deps in dvc.lock equal the outs recorded by the stage that makes them."""
     stages = out.lock.get("stages", {})
-    made = {o["path"]: o.get("md5") for st in stages.values() for o in st.get("outs", [])}
+    made = lock_outs(out)
     return [f"dvc.lock: stage '{name}' was built from {d['path']} md5 {d.get('md5')}, but the current one is "
             f"{made[d['path']]}; run `dvc repro`"
             for name, st in stages.items() for d in st.get("deps", [])
@@ -199,7 +212,7 @@ def forget_facts(out: Outputs, data: DataParams) -> dict:
     upstream = out.records.filter(pl.col("record_id").is_in(sorted(ids))).sort("file", "line")
     train_deps = {d["path"]: d.get("md5") for d in out.lock.get("stages", {}).get("train", {}).get("deps", [])}
     model = {"trained_on": "data/tokenize/train.parquet", "trained_on_md5": train_deps.get("data/tokenize/train.parquet"),
-             "current_md5": built_by_outs(out).get("data/tokenize/train.parquet")}
+             "current_md5": lock_outs(out).get("data/tokenize/train.parquet")}
     model["without_forgotten"] = (model["current_md5"] is not None and model["trained_on_md5"] == model["current_md5"]
                                   and not any("tokenize/train" in w for ws in downstream.values() for w in ws))
     return {"record_ids": sorted(data.forget.record_ids), "patterns": list(data.forget.patterns),
@@ -251,14 +264,15 @@ def audit(rev: str | None = None, root: str | Path = ".") -> dict:
         "revision": out.where,
         "sources": sources(out, p.curate.license_allowlist),
         "license_allowlist": p.curate.license_allowlist,
-        "quarantine": {"total": out.quarantine.height, "by_source": counts(out.quarantine, "source")},
+        "quarantine": {"total": out.quarantine.height, "by_source": counts(out.quarantine, "source"),
+                       "by_source_and_error": counts(out.quarantine.with_columns(error=ERROR_KIND), "source", "error")},
         "rejected": {"total": rejected.height, "by_rule": counts(rejected, "rule"),
                      "by_rule_and_source": counts(rejected, "rule", "source")},
         "pii": pii_facts(out, {k: getattr(p.curate.pii, k) for k in vars(p.curate.pii)}),
         "duplicates": {r: rejected.filter(pl.col("rule") == r).height
                        for r in ("duplicate", "near_duplicate", "label_conflict")},
         "splits": {n: {"rows": out.splits[n].height, "sha256": out.split_sha256[n],
-                       "md5": built_by_outs(out).get(f"data/split/{n}.parquet")} for n in SPLITS},
+                       "md5": lock_outs(out).get(f"data/split/{n}.parquet")} for n in SPLITS},
         "records": {"ingested": out.records.height, "curated": out.curated.height, "in_splits": tagged.height},
         "leakage": {"near_duplicates": out.leakage["count"], "threshold": out.leakage["threshold"],
                     "pairs": out.leakage["pairs"], "overlaps": overlaps(out)},
@@ -271,10 +285,6 @@ def audit(rev: str | None = None, root: str | Path = ".") -> dict:
     }
     report["findings"] = findings(report)
     return report
-
-
-def built_by_outs(out: Outputs) -> dict[str, str]:
-    return {o["path"]: o.get("md5") for st in out.lock.get("stages", {}).values() for o in st.get("outs", [])}
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -312,7 +322,8 @@ def markdown(r: dict) -> str:
                                              [[s["source"], s["license"], "yes" if s["allowed"] else "**no**",
                                                *(s[n] for n in SPLITS)] for s in r["sources"]]),
         "## Quarantine and rejections\n\n" + f"Quarantined (unreadable) units: {r['quarantine']['total']}\n\n"
-        + table(["source", "quarantined"], [[x["source"], x["rows"]] for x in r["quarantine"]["by_source"]])
+        + table(["source", "error", "quarantined"], [[x["source"], x["error"], x["rows"]]
+                                                     for x in r["quarantine"]["by_source_and_error"]])
         + f"\n\nRejected records: {r['rejected']['total']}\n\n"
         + table(["rule", "source", "rejected"], [[x["rule"], x["source"], x["rows"]]
                                                  for x in r["rejected"]["by_rule_and_source"]]),

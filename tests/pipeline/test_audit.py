@@ -187,6 +187,9 @@ def test_forget_end_to_end_with_trace_across_revisions(repo_copy):
     fg = after["forget"]
     assert after["findings"] == [] and fg["downstream"] == {} and gone["record_id"] in fg["forgotten"]
     assert fg["model"]["without_forgotten"] and f"{gone['file']}:{gone['line']}" in fg["upstream"]
+    quarantine = pl.read_parquet(repo / "data/ingest/quarantine.parquet")
+    assert after["quarantine"]["total"] == quarantine.height == 1
+    assert after["quarantine"]["by_source_and_error"] == [{"source": "helpdesk", "error": "invalid JSON", "rows": 1}]
     md = sh(repo, "tunebuild", "audit").stdout
     assert "Upstream: raw files under data/raw/ and data/ingest/records.parquet still hold the text" in md
     out = sh(repo, "tunebuild", "trace", gone["record_id"]).stdout
