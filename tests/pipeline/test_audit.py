@@ -161,11 +161,10 @@ def test_strict_flags_unredacted_pii(repo_copy):
 
 def test_forget_end_to_end_with_trace_across_revisions(repo_copy):
     repo = repo_copy
-    raw = repo / "data/raw/helpdesk/tickets-2026-q1.jsonl"
-    raw.write_text(raw.read_text() + '{"text": "my quarantined ticket never closes", "label": \n')
-    sh(repo, "dvc", "repro")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "built")
+    raw = repo / "data/raw/helpdesk/tickets-2026-q1.jsonl"  # and a malformed line arrives (quarantined)
+    raw.write_text(raw.read_text() + '{"text": "my quarantined ticket never closes", "label": \n')
     train = pl.read_parquet(repo / "data/split/train.parquet")
     gone = train.row(0, named=True)
     conf_before = (repo / "conf/data/support_tickets.yaml").read_text()
