@@ -62,8 +62,39 @@ def resolve(rev: str, root: str | Path = ".") -> str:
     import subprocess
 
     r = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                       cwd=root, capture_output=True, text=True)
+                       cwd=root, capture_output=True, text=True, check=False)
     if r.returncode:
         raise UserError(f"{rev!r}: not a git revision in {Path(root).resolve()}; "
                         "give a branch, tag or commit that exists (see `git log`)")
     return r.stdout.strip()
+
+
+def _git(root: str | Path, *args: str) -> str:
+    import subprocess
+
+    r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    if r.returncode:
+        raise UserError(f"git {' '.join(args)} failed in {Path(root).resolve()}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def history(path: str, rev: str | None = None, root: str | Path = ".") -> list[str]:
+    """Full shas of the commits reachable from `rev` (None: HEAD) that changed `path`, newest first."""
+    return _git(root, "log", "--format=%H", resolve(rev or "HEAD", root), "--", path).split()
+
+
+def git_text(path: str, sha: str, root: str | Path = ".") -> str | None:
+    """The text of a git-tracked file at commit `sha`, or None when that commit does not have it."""
+    import subprocess
+
+    r = subprocess.run(["git", "show", f"{sha}:{path}"], cwd=root, capture_output=True, text=True, check=False)
+    return r.stdout if r.returncode == 0 else None
+
+
+def describe(rev: str | None = None, root: str | Path = ".") -> dict:
+    """Which code a read at `rev` sees: the commit, and for the workspace whether it has uncommitted changes."""
+    if rev is not None:
+        return {"rev": rev, "commit": resolve(rev, root), "uncommitted_changes": False}
+    head = resolve("HEAD", root)
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
+    return {"rev": "workspace", "commit": head, "uncommitted_changes": dirty}

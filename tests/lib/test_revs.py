@@ -45,3 +45,15 @@ def test_artifact_not_in_cache(two_revs):
     shutil.rmtree(two_revs / ".dvc" / "cache")
     with pytest.raises(UserError, match="not in the local DVC cache or remote"):
         revs.read_bytes("data/a.parquet", "HEAD~1", two_revs)
+
+
+def test_history_git_text_and_describe(two_revs):
+    shas = sh(two_revs, "git", "log", "--format=%H").stdout.split()
+    assert revs.history("data/a.parquet.dvc", None, two_revs) == shas
+    assert revs.history("data/a.parquet.dvc", "HEAD~1", two_revs) == shas[1:]
+    assert "md5" in revs.git_text("data/a.parquet.dvc", shas[0], two_revs)
+    assert revs.git_text("data/nothing.dvc", shas[0], two_revs) is None
+    assert revs.describe(None, two_revs) == {"rev": "workspace", "commit": shas[0], "uncommitted_changes": False}
+    (two_revs / "data/a.parquet.dvc").write_text("changed\n")
+    assert revs.describe(None, two_revs)["uncommitted_changes"] is True
+    assert revs.describe("HEAD~1", two_revs)["commit"] == shas[1]
