@@ -45,3 +45,14 @@ def test_artifact_not_in_cache(two_revs):
     shutil.rmtree(two_revs / ".dvc" / "cache")
     with pytest.raises(UserError, match="not in the local DVC cache or remote"):
         revs.read_bytes("data/a.parquet", "HEAD~1", two_revs)
+
+
+def test_output_of_a_stage_never_run_is_not_in_the_revision(two_revs):
+    (two_revs / "dvc.yaml").write_text("stages:\n  copy:\n    cmd: cp data/a.parquet data/c.parquet\n"
+                                       "    deps: [data/a.parquet]\n    outs: [data/c.parquet]\n")
+    sh(two_revs, "git", "add", "-A")
+    sh(two_revs, "git", "commit", "-qm", "a stage, not run")
+    assert revs.exists("data/a.parquet", "HEAD", two_revs) and revs.exists("dvc.yaml", "HEAD", two_revs)
+    assert not revs.exists("data/c.parquet", "HEAD", two_revs) and not revs.exists("data/c.parquet", None, two_revs)
+    with pytest.raises(UserError, match="not in git revision 'HEAD'"):
+        revs.read_bytes("data/c.parquet", "HEAD", two_revs)
