@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from stages.lib.diff import diff
 from stages.lib.records import record_id
-from tests.conftest import make_repo, sh
+from tests.conftest import ENV, ROOT, make_repo, sh
 from tests.pipeline.test_pipeline import set_param
 
 pytestmark = pytest.mark.pipeline
@@ -133,3 +135,37 @@ def test_not_pulled_is_one_line(revisions, tmp_path):
     proc = sh(repo, "tunebuild", "diff", "--base", "HEAD~1", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not in the local DVC cache or remote" in proc.stderr and "dvc pull" in proc.stderr
+
+
+WORKFLOW = ROOT / ".github/workflows/dataset-diff.yml"
+
+
+def step(name: str) -> str:
+    """The `run:` script of a step of the dataset-diff workflow."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["diff"]["steps"]
+    return next(s["run"] for s in steps if s.get("name") == name)
+
+
+def test_workflow_passes_the_linters():
+    sh(ROOT, "check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW))
+    sh(ROOT, "zizmor", "--offline", "--persona", "pedantic", str(WORKFLOW))
+
+
+def test_workflow_steps_on_a_fresh_clone_without_a_remote(revisions, tmp_path):
+    """The workflow's own shell steps, as a runner runs them: no cache, no remote, so both revisions are rebuilt."""
+    repo, want = revisions
+    clone, runner = tmp_path / "clone", tmp_path / "runner"
+    runner.mkdir()
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    env = {**ENV, "BASE_SHA": sh(repo, "git", "rev-parse", "HEAD~1").stdout.strip(), "RUNNER_TEMP": str(runner),
+           "GITHUB_ENV": str(runner / "env"), "GITHUB_WORKSPACE": str(clone), "GITHUB_STEP_SUMMARY": str(runner / "summary")}
+    for name in ("Get the data of both revisions", "Diff"):
+        proc = subprocess.run(["bash", "-c", step(name)], cwd=clone, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        env |= dict(line.split("=", 1) for line in (runner / "env").read_text().splitlines())
+    assert env["BASE"] == env["BASE_SHA"]
+    md = (runner / "diff.md").read_text()
+    assert md == (runner / "summary").read_text() and "| added |  |  | 2 |" in md
+    report = json.loads((runner / "diff.json").read_text())
+    assert report["rows"]["removed"] == len(want["removed"]) + len(want["short"])
+    assert report["curate"]["newly_rejected"] == len(want["short"])
