@@ -34,6 +34,8 @@ JSON shape (version 1; every list sorted, so equal inputs give equal bytes):
 """
 from __future__ import annotations
 
+import itertools
+
 import orjson
 import polars as pl
 import yaml
@@ -103,7 +105,7 @@ def _length(df: pl.DataFrame) -> tuple[pl.Expr, str] | None:
     return None
 
 
-BUCKETS = [f"<{EDGES[0]}"] + [f"{a}-{b - 1}" for a, b in zip(EDGES, EDGES[1:])] + [f">={EDGES[-1]}"]
+BUCKETS = [f"<{EDGES[0]}"] + [f"{a}-{b - 1}" for a, b in itertools.pairwise(EDGES)] + [f">={EDGES[-1]}"]
 
 
 def _bucket(lengths: pl.Series) -> pl.Series:
@@ -118,8 +120,8 @@ def _keyed(df: pl.DataFrame, same: list[str]) -> pl.DataFrame:
     length = _length(df)
     keyed = df.select(
         "record_id",
-        _content=pl.struct(content).hash() if content else pl.lit(0, pl.UInt64),
-        _position=pl.struct(position).hash() if position else pl.lit(0, pl.UInt64),
+        (pl.struct(content).hash() if content else pl.lit(0, pl.UInt64)).alias("_content"),
+        (pl.struct(position).hash() if position else pl.lit(0, pl.UInt64)).alias("_position"),
         *(pl.col(c) for c in SEGMENTS if c in df.columns),
         *([length[0].alias("_len")] if length else []),
     )
