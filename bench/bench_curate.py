@@ -69,9 +69,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--workdir", type=Path, help="keep the generated project here (reused when it exists)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp)
+        repo = args.workdir or Path(tmp)
+        reuse = (repo / "data/raw/bench").is_dir()
+        shutil.rmtree(repo / "stages", ignore_errors=True)
         shutil.copytree(ROOT / "stages", repo / "stages")
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         params["data"]["labels"] = LABELS
@@ -82,17 +85,16 @@ def main() -> None:
         params["curate"]["max_words"] = 1000
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         raw = repo / "data/raw/bench"
-        raw.mkdir(parents=True)
+        raw.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         rng = random.Random(0)
         rows = make_rows(args.rows, rng)
         per_file = args.rows // args.files + 1
-        size = 0
-        for f in range(args.files):
+        for f in range(0 if reuse else args.files):
             with open(raw / f"part-{f}.jsonl", "w") as out:
                 for _, line in zip(range(per_file), rows):
                     out.write(line + "\n")
-            size += (raw / f"part-{f}.jsonl").stat().st_size
+        size = sum(f.stat().st_size for f in raw.glob("*.jsonl"))
         print(json.dumps({"bench": "curate", "generated_rows": args.rows, "jsonl_mb": round(size / 1e6, 1),
                           "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
         total = 0.0

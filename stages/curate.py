@@ -16,14 +16,21 @@ raw units = quarantined (ingest) + rejected + curated, checked.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import multiprocessing
+import os
 import json
 import re
+import shutil
 import string
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 
 import pandera.polars as pa
 import polars as pl
@@ -31,7 +38,7 @@ from pandera.api.polars.types import PolarsData
 
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
-from stages.lib.files import read_json, write_json, write_parquet
+from stages.lib.files import atomic_path, read_json, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
 
 IN = Path("data/ingest/records.parquet")
@@ -42,6 +49,7 @@ QUALITY_RULES = ["too_few_words", "too_many_words", "mostly_symbols", "repeated_
 RULES = (["forget", "license"] + SCHEMA_RULES + QUALITY_RULES + [f"pii_{t}" for t in pii.TYPES]
          + ["label_conflict", "duplicate", "near_duplicate"])
 PII_ACTIONS = ("redact", "reject", "keep")
+PII_TABLE = {"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64, "rejected": pl.Int64}
 
 
 @dataclass
@@ -77,6 +85,7 @@ class CurateParams:
     license_allowlist: list[str]
     pii: PiiParams
     near_duplicates: NearDuplicateParams
+    chunk_rows: int      # records per chunk of the row-local rules (bounds memory; dedupe sees all)
 
 
 @dataclass
@@ -259,6 +268,11 @@ def find_pii(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]
     return found
 
 
+def add_time(timings: dict | None, name: str, seconds: float) -> None:
+    if timings is not None:
+        timings[name] = round(timings.get(name, 0.0) + seconds, 3)
+
+
 @contextlib.contextmanager
 def phase(timings: dict | None, name: str):
     """Adds the seconds spent in the block to timings[name] (printed by main, never written to outputs)."""
@@ -266,8 +280,7 @@ def phase(timings: dict | None, name: str):
     try:
         yield
     finally:
-        if timings is not None:
-            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
+        add_time(timings, name, time.perf_counter() - start)
 
 
 def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFrame:
@@ -354,16 +367,20 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
                                                    "reason": pl.String, "column": pl.String, "pii": pl.List(pl.String)})
     out = (df.with_row_index("_i").with_columns(pl.col("_i").cast(pl.Int64), pii=pl.lit([], pl.List(pl.String)))
            .update(updates, on="_i", include_nulls=True).drop("_i"))
-    table = pl.DataFrame([(s, k, *c) for (s, k), c in sorted(counts.items())], orient="row",
-                         schema={"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64,
-                                 "rejected": pl.Int64})
+    table = pl.DataFrame([(s, k, *c) for (s, k), c in sorted(counts.items())], orient="row", schema=PII_TABLE)
     return out, table
 
 
-def dedupe(df: pl.DataFrame, p: NearDuplicateParams) -> pl.DataFrame:
-    """Exact (same record_id) then near duplicates among rows not yet rejected; adds `cluster`."""
+def dedupe(meta: pl.DataFrame, texts_of: Callable[[pl.Series], Iterable[list[str]]],
+           p: NearDuplicateParams) -> pl.DataFrame:
+    """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
+
+    `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
+    (file, line) order; `texts_of(_i values)` yields those rows' texts in order, a list at a time.
+    Returns, per row this step rejects or clusters: _i, d_rule, d_column, d_reason, cluster.
+    """
     alive = pl.col("rule").is_null()
-    ranked = df.sort("file", "line").with_columns(
+    ranked = meta.with_columns(
         n_labels=pl.col("label").filter(alive).n_unique().over("record_id"),
         labels=pl.col("label").filter(alive).unique().sort().str.join(", ").over("record_id"),
         copy=alive.cast(pl.Int64).cum_sum().over("record_id") - 1,
@@ -372,58 +389,125 @@ def dedupe(df: pl.DataFrame, p: NearDuplicateParams) -> pl.DataFrame:
     )
     conflict = alive & (pl.col("n_labels") > 1)
     dup = alive & ~conflict & (pl.col("copy") > 0)
-    ranked = ranked.with_columns(
-        rule=pl.when(conflict).then(pl.lit("label_conflict")).when(dup).then(pl.lit("duplicate")).otherwise(pl.col("rule")),
-        column=pl.when(conflict).then(pl.lit("label")).when(dup).then(pl.lit("text")).otherwise(pl.col("column")),
-        reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the source",
-                                                pl.col("copies"), pl.col("labels")))
-        .when(dup).then(pl.format("duplicate of {}", pl.col("first"))).otherwise(pl.col("reason")),
-    ).drop("n_labels", "labels", "copy", "first", "copies")
-    survivors = ranked.filter(pl.col("rule").is_null())
-    near = neardup.clusters(survivors["text"].to_list(), p.threshold, p.num_perm, p.shingle_words, p.seed)
-    ids, where = survivors["record_id"].to_list(), survivors.select(pl.format("{}:{}", "file", "line")).to_series().to_list()
-    reject = p.action == "reject"
+    exact = ranked.filter(conflict | dup).select(
+        "_i",
+        d_rule=pl.when(conflict).then(pl.lit("label_conflict")).otherwise(pl.lit("duplicate")),
+        d_column=pl.when(conflict).then(pl.lit("label")).otherwise(pl.lit("text")),
+        d_reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the "
+                                                  "source", pl.col("copies"), pl.col("labels")))
+        .otherwise(pl.format("duplicate of {}", pl.col("first"))))
+    survivors = ranked.filter(alive & ~conflict & ~dup).select("_i", "record_id", where=pl.format("{}:{}", "file", "line"))
+    near = neardup.clusters(lambda: texts_of(survivors["_i"]), p.threshold, p.num_perm, p.shingle_words, p.seed)
+    ids, where = survivors["record_id"].to_list(), survivors["where"].to_list()
+    hit = [r != i and p.action == "reject" for i, (r, _) in enumerate(near)]
     marks = pl.DataFrame({
-        "record_id": ids,
+        "_i": survivors["_i"],
+        "d_rule": ["near_duplicate" if h else None for h in hit],
+        "d_column": ["text" if h else None for h in hit],
+        "d_reason": [f"near-duplicate of {where[r]} (similarity {s:.2f})" if h else None
+                     for h, (r, s) in zip(hit, near)],
         "cluster": [ids[r] for r, _ in near],
-        "_near": [r != i for i, (r, _) in enumerate(near)],
-        "_near_reason": [f"near-duplicate of {where[r]} (similarity {s:.2f})" if r != i else None
-                         for i, (r, s) in enumerate(near)],
-    }, schema={"record_id": pl.String, "cluster": pl.String, "_near": pl.Boolean, "_near_reason": pl.String})
-    out = ranked.join(marks, on="record_id", how="left").with_columns(
-        cluster=pl.col("cluster").fill_null(pl.col("record_id")))
-    hit = pl.col("_near").fill_null(False) & pl.col("rule").is_null() & pl.lit(reject)
-    return out.with_columns(
-        rule=pl.when(hit).then(pl.lit("near_duplicate")).otherwise(pl.col("rule")),
-        column=pl.when(hit).then(pl.lit("text")).otherwise(pl.col("column")),
-        reason=pl.when(hit).then(pl.col("_near_reason")).otherwise(pl.col("reason")),
-    ).drop("_near", "_near_reason")
+    }, schema={"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String, "cluster": pl.String})
+    return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
 
 
-def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
-           timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """The pure core: ingested records -> (curated, rejected, stats); `timings` collects seconds per phase."""
-    check_params(p)
+def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """The row-local rules on one chunk (PII, the pandera schema, quality rules): adds rule, reason,
+    column, pii; returns the chunk, its PII counts and seconds per phase. Runs in worker processes."""
+    timings: dict[str, float] = {}
     schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
     with phase(timings, "pii"):
-        staged, found = redact_for_training(records, p)
+        staged, found = redact_for_training(chunk, p)
     with phase(timings, "pandera"):
         failed = schema_failures(staged.select("record_id", "text", "label"), schema)
     with phase(timings, "rules"):
         ruled = apply_rules(staged, failed, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
-    with phase(timings, "dedupe"):
-        ruled = dedupe(ruled, p.curate.near_duplicates)
+    return ruled, pii_table, timings
+
+
+def pooled(fn: Callable, items: Iterable, workers: int) -> Iterator:
+    """map(fn, items) in `workers` processes, in order, with at most `workers` + 1 items in flight."""
+    ctx = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: collections.deque = collections.deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One chunk's final (curated, rejected): the dedupe decisions applied, forgotten text blanked."""
+    out = ruled.join(decisions, on="_i", how="left", maintain_order="left").with_columns(
+        rule=pl.coalesce("rule", "d_rule"), column=pl.coalesce("column", "d_column"),
+        reason=pl.coalesce("reason", "d_reason"), cluster=pl.coalesce("cluster", "record_id"))
     forgotten = pl.col("rule") == "forget"
-    ruled = ruled.with_columns(text=pl.when(forgotten).then(None).otherwise(pl.col("text")),
-                               label=pl.when(forgotten).then(None).otherwise(pl.col("label")))
-    curated = ruled.filter(pl.col("rule").is_null()).drop("rule", "reason", "column").sort("record_id")
-    rejected = ruled.filter(pl.col("rule").is_not_null()).drop("cluster").sort("file", "line")
+    out = out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
+        text=pl.when(forgotten).then(None).otherwise(pl.col("text")),
+        label=pl.when(forgotten).then(None).otherwise(pl.col("label")))
+    curated = out.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
     with phase(timings, "pandera"):
         schema.validate(curated)
-    stats = curate_stats(records, curated, rejected, pii_table, ingest_stats)
+    return curated, out.filter(pl.col("rule").is_not_null()).drop("cluster")
+
+
+def curate_parts(chunks: Iterable[pl.DataFrame], p: Params, ingest_stats: dict | None, store: Callable,
+                 timings: dict | None = None, mapper: Callable = map) -> tuple[list, list, dict]:
+    """The core, a chunk at a time: records in (file, line) order -> (curated parts, rejected parts, stats).
+
+    `store(name, frame)` keeps a frame (in memory or as a parquet part) and returns it as a LazyFrame;
+    `mapper` runs rule_chunk over the chunks (map, or pooled across processes). Only a few chunks'
+    text is in memory at a time, plus what dedupe keeps per record (no text).
+    """
+    check_params(p)
+    schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
+    ruled_parts, metas, pii_tables, offset = [], [], [], 0
+    for k, (ruled, pii_table, spent) in enumerate(mapper(functools.partial(rule_chunk, p=p), chunks)):
+        for name, seconds in spent.items():
+            add_time(timings, name, seconds)
+        ruled = ruled.with_columns(_i=pl.int_range(offset, offset + ruled.height, dtype=pl.Int64))
+        offset += ruled.height
+        metas.append(ruled.select("_i", "record_id", "label", "file", "line", "source", "rule"))
+        pii_tables.append(pii_table)
+        ruled_parts.append(store(f"ruled-{k:06d}", ruled))
+    meta = pl.concat(metas) if metas else pl.DataFrame(schema={"_i": pl.Int64, **{c: pl.String for c in (
+        "record_id", "label", "file")}, "line": pl.Int64, "source": pl.String, "rule": pl.String})
+    order = meta.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True)).to_series()
+    if not order.equals(pl.int_range(meta.height, eager=True).alias(order.name)):
+        raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
+
+    def texts_of(rows: pl.Series) -> Iterator[list[str]]:
+        for part in ruled_parts:
+            yield part.filter(pl.col("_i").is_in(rows.implode())).select("text").collect()["text"].to_list()
+
+    with phase(timings, "dedupe"):
+        decisions = dedupe(meta, texts_of, p.curate.near_duplicates)
+    curated, rejected = [], []
+    for k, part in enumerate(ruled_parts):
+        cur, rej = decide(part.collect(), decisions, schema, timings)
+        curated.append(store(f"curated-{k:06d}", cur))
+        rejected.append(store(f"rejected-{k:06d}", rej))
+    outcome = meta.join(decisions, on="_i", how="left").with_columns(
+        rule=pl.coalesce("rule", "d_rule"), cluster=pl.coalesce("cluster", "record_id"))
+    pii_table = (pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type") if pii_tables
+                 else pl.DataFrame(schema=PII_TABLE))
+    stats = curate_stats(meta, outcome.filter(pl.col("rule").is_null()), outcome.filter(pl.col("rule").is_not_null()),
+                         pii_table, ingest_stats)
     return curated, rejected, stats
+
+
+def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
+           timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """In memory (tests, small data): ingested records -> (curated, rejected, stats), both in (file, line) order."""
+    records = records.sort("file", "line", maintain_order=True)
+    n = p.curate.chunk_rows
+    chunks = (records.slice(i, n) for i in range(0, max(records.height, 1), n))
+    curated, rejected, stats = curate_parts(chunks, p, ingest_stats, lambda _, df: df.lazy(), timings)
+    return pl.concat(curated).collect(), pl.concat(rejected).collect(), stats
 
 
 def _counts(df: pl.DataFrame, col: str) -> dict[str, int]:
@@ -464,9 +548,24 @@ def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | Non
 def main() -> None:
     params = load_params(Params)
     timings: dict[str, float] = {}
-    curated, rejected, stats = curate(pl.read_parquet(IN), params, read_json(INGEST_STATS), timings)
-    write_parquet(curated, OUT / "curated.parquet")
-    write_parquet(rejected, OUT / "rejected.parquet")
+    OUT.mkdir(parents=True, exist_ok=True)
+    parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
+
+    def store(name: str, df: pl.DataFrame) -> pl.LazyFrame:
+        df.write_parquet(parts / f"{name}.parquet")
+        return pl.scan_parquet(parts / f"{name}.parquet")
+
+    try:
+        n, rows = params.curate.chunk_rows, pl.scan_parquet(IN).select(pl.len()).collect().item()
+        chunks = (pl.scan_parquet(IN).slice(i, n).collect() for i in range(0, max(rows, 1), n))
+        workers = min(os.cpu_count() or 1, -(-rows // n))
+        mapper = functools.partial(pooled, workers=workers) if workers > 1 else map
+        curated, rejected, stats = curate_parts(chunks, params, read_json(INGEST_STATS), store, timings, mapper)
+        for name, frames in (("curated", curated), ("rejected", rejected)):
+            with atomic_path(OUT / f"{name}.parquet") as tmp:
+                pl.concat(frames).sink_parquet(tmp, compression="zstd", statistics=False)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

@@ -45,6 +45,7 @@ CURATE = CurateParams(                                                   # conf/
     license_allowlist=["CC-BY-4.0", "CC0-1.0", "LicenseRef-Acme-Internal"],
     pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="redact", national_id="reject"),
     near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
+    chunk_rows=7,  # several chunks per test input
 )
 
 
