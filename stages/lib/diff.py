@@ -42,6 +42,7 @@ import yaml
 
 from stages.lib import revs
 from stages.lib.errors import UserError
+from stages.report import table
 
 VERSION = 1
 SPLITS = ("train", "validation", "test")
@@ -321,10 +322,8 @@ def reruns(base_lock: dict, head_lock: dict) -> dict:
 # ---------------------------------------------------------------- two revisions
 
 
-def read_dataset(stage: str, rev: str | None, root) -> pl.DataFrame:
-    """The rows of one stage at a revision: curated.parquet, or the three splits with a `split` column."""
-    if stage == "curate":
-        return revs.read_parquet(CURATED, rev, root)
+def read_splits(stage: str, rev: str | None, root) -> pl.DataFrame:
+    """The rows of the split or tokenize stage at a revision: its three files, with a `split` column."""
     return pl.concat([revs.read_parquet(f"data/{stage}/{s}.parquet", rev, root).with_columns(split=pl.lit(s))
                       for s in SPLITS])
 
@@ -336,7 +335,7 @@ def diff(base: str, head: str | None = None, stage: str = "curate", root=".", ex
     sides = {"base": base, "head": head}
     commits = {side: revs.resolve(rev, root) if rev is not None else None for side, rev in sides.items()}
     read = {side: {"curated": revs.read_parquet(CURATED, rev, root), "rejected": revs.read_parquet(REJECTED, rev, root),
-                   "data": None if stage == "curate" else read_dataset(stage, rev, root),
+                   "data": None if stage == "curate" else read_splits(stage, rev, root),
                    "tokens": revs.read_json(TOKEN_STATS, rev, root) if revs.exists(TOKEN_STATS, rev, root) else None,
                    "lock": yaml.safe_load(revs.read_text(LOCK, rev, root)) or {}}
             for side, rev in sides.items()}
@@ -377,12 +376,6 @@ def to_markdown(report: dict) -> str:
     parts += [_curate_md(report["curate"]), _rejections_md(report["rejections"]), _concentration_md(report),
               _lengths_md(report["lengths"], report["tokens"]), _schema_md(report["schema"]), _examples_md(report)]
     return "\n\n".join(p for p in parts if p) + "\n"
-
-
-def table(headers: list[str], rows: list[list]) -> str:
-    from stages.report import table as md_table
-
-    return md_table(headers, rows)
 
 
 def _cell(value) -> str:
