@@ -7,6 +7,8 @@
                                                where a record came from and what happened to it
   tunebuild forget RECORD_ID ... | --text TEXT | --pattern REGEX
                                                add to data.forget in conf/, recompose params.yaml
+  tunebuild diff --base REV [--head REV] [--stage curate|split|tokenize] [--format md|json]
+                                               dataset diff between two revisions (by record_id)
 """
 from __future__ import annotations
 
@@ -77,6 +79,14 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from stages.lib.diff import diff, to_json, to_markdown
+
+    report = diff(args.base, args.head, args.stage, ".", args.examples)
+    sys.stdout.write(to_json(report) if args.format == "json" else to_markdown(report))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tunebuild", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -103,6 +113,13 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--pattern", action="append", default=[], help="forget every text matching this regex (repeatable)")
     f.add_argument("--config", help="primary config in conf/ (default: hydra.config_name in .dvc/config, else config)")
     f.set_defaults(func=cmd_forget)
+    d = sub.add_parser("diff", help="dataset diff between two revisions (read through DVC, never checked out)")
+    d.add_argument("--base", required=True, help="git revision to compare against (branch, tag, commit)")
+    d.add_argument("--head", default=None, help="git revision to compare (default: the workspace)")
+    d.add_argument("--stage", default="curate", help="dataset to compare: curate, split or tokenize (default: curate)")
+    d.add_argument("--format", default="md", choices=["md", "json"], help="md: a pull-request comment; json: for tools")
+    d.add_argument("--examples", type=int, default=3, help="example rows per category (default: 3)")
+    d.set_defaults(func=cmd_diff)
     return ap
 
 

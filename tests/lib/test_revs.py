@@ -57,3 +57,14 @@ def test_history_git_text_and_describe(two_revs):
     (two_revs / "data/a.parquet.dvc").write_text("changed\n")
     assert revs.describe(None, two_revs)["uncommitted_changes"] is True
     assert revs.describe("HEAD~1", two_revs)["commit"] == shas[1]
+
+
+def test_output_of_a_stage_never_run_is_not_in_the_revision(two_revs):
+    (two_revs / "dvc.yaml").write_text("stages:\n  copy:\n    cmd: cp data/a.parquet data/c.parquet\n"
+                                       "    deps: [data/a.parquet]\n    outs: [data/c.parquet]\n")
+    sh(two_revs, "git", "add", "-A")
+    sh(two_revs, "git", "commit", "-qm", "a stage, not run")
+    assert revs.exists("data/a.parquet", "HEAD", two_revs) and revs.exists("dvc.yaml", "HEAD", two_revs)
+    assert not revs.exists("data/c.parquet", "HEAD", two_revs) and not revs.exists("data/c.parquet", None, two_revs)
+    with pytest.raises(UserError, match="not in git revision 'HEAD'"):
+        revs.read_bytes("data/c.parquet", "HEAD", two_revs)
