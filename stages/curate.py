@@ -33,6 +33,7 @@ from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 
 import pandera.polars as pa
+import numpy as np
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
@@ -414,17 +415,14 @@ def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams
         return [t for part in parts for t in part.filter(pl.col("_i").is_in(wanted)).select("text").collect()["text"]]
 
     hashed = mapper(functools.partial(survivor_hashes, rows=rows, shingle_words=p.shingle_words, seed=p.seed), parts)
-    near = neardup.clusters(hashed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
-    ids, where = survivors["record_id"].to_list(), survivors["where"].to_list()
-    hit = [r != i and p.action == "reject" for i, (r, _) in enumerate(near)]
-    marks = pl.DataFrame({
-        "_i": survivors["_i"],
-        "d_rule": ["near_duplicate" if h else None for h in hit],
-        "d_column": ["text" if h else None for h in hit],
-        "d_reason": [f"near-duplicate of {where[r]} (similarity {s:.2f})" if h else None
-                     for h, (r, s) in zip(hit, near)],
-        "cluster": [ids[r] for r, _ in near],
-    }, schema={"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String, "cluster": pl.String})
+    rep, sim = neardup.clusters(hashed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
+    hit = np.flatnonzero(rep != np.arange(len(rep))) if p.action == "reject" else np.zeros(0, np.int64)
+    where = survivors["where"].gather(rep[hit]).to_list()
+    marks = survivors.select("_i", cluster=pl.col("record_id").gather(rep)).join(pl.DataFrame({
+        "_i": rows.gather(hit), "d_rule": ["near_duplicate"] * len(hit), "d_column": ["text"] * len(hit),
+        "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" for w, s in zip(where, sim[hit].tolist())],
+    }, schema={"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}),
+        on="_i", how="left", maintain_order="left").select("_i", "d_rule", "d_column", "d_reason", "cluster")
     return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import polars as pl
 
+DIGEST_BATCH = 10_000  # texts per signature batch in `digests`
 SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
 
 
@@ -65,11 +66,15 @@ def _matrix(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int):
 
 
 def digests(texts: list[str | None], num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
-    """MinHash signatures, one row per text (uint32, num_perm columns)."""
-    if not texts:
-        return np.zeros((0, num_perm), np.uint32)
-    flat, offsets = token_hashes(texts, shingle_words, seed)
-    return np.asarray(_matrix(flat, offsets, num_perm, seed).to_rows(), dtype=np.uint32)
+    """MinHash signatures, one row per text (uint32, num_perm columns).
+
+    rensa hands rows out as Python lists: converted a batch at a time to bound their memory.
+    """
+    out = [np.zeros((0, num_perm), np.uint32)]
+    for start in range(0, len(texts), DIGEST_BATCH):
+        flat, offsets = token_hashes(texts[start:start + DIGEST_BATCH], shingle_words, seed)
+        out.append(np.asarray(_matrix(flat, offsets, num_perm, seed).to_rows(), dtype=np.uint32))
+    return np.concatenate(out)
 
 
 def candidate_pairs(sig: np.ndarray, bands: int) -> np.ndarray:
@@ -97,8 +102,8 @@ def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 
 
 def clusters(hashed: Iterable[tuple[np.ndarray, np.ndarray]], texts_at: Callable[[np.ndarray], list[str | None]],
-             threshold: float, num_perm: int, shingle_words: int, seed: int) -> list[tuple[int, float]]:
-    """For each text (in priority order), (index of its cluster's first member, similarity to it).
+             threshold: float, num_perm: int, shingle_words: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each text (in priority order): the index of its cluster's first member, and the similarity to it.
 
     `hashed` yields the texts' token_hashes (flat, offsets), a batch at a time, in order;
     `texts_at(indices)` returns the few texts that LSH flags, so the texts need not be in
@@ -117,14 +122,14 @@ def clusters(hashed: Iterable[tuple[np.ndarray, np.ndarray]], texts_at: Callable
     flags = np.fromiter((f for m in matrices for f in lsh.query_duplicate_flags_matrix(m)), bool, total)
     del matrices, lsh
     flagged = np.flatnonzero(flags)
-    out = [(i, 1.0) for i in range(total)]
+    rep, sim = np.arange(total, dtype=np.int64), np.ones(total)
     if len(flagged) < 2:
-        return out
+        return rep, sim
     sub = texts_at(flagged)
     sig = digests(sub, num_perm, shingle_words, seed)
     pairs = candidate_pairs(sig, bands)
     if not len(pairs):
-        return out
+        return rep, sim
     pairs = pairs[similarity(sig, pairs) >= threshold]
     parent = list(range(len(sub)))
 
@@ -141,9 +146,8 @@ def clusters(hashed: Iterable[tuple[np.ndarray, np.ndarray]], texts_at: Callable
     for local, original in enumerate(flagged.tolist()):
         r = root(local)
         if r != local:
-            sim = float((sig[local] == sig[r]).mean())
-            out[original] = (int(flagged[r]), round(sim, 4))
-    return out
+            rep[original], sim[original] = flagged[r], round(float((sig[local] == sig[r]).mean()), 4)
+    return rep, sim
 
 
 def overlaps(queries: list[str], corpus: list[str], threshold: float, num_perm: int, shingle_words: int,
