@@ -23,6 +23,7 @@ import yaml
 
 from stages.lib.errors import run
 from stages.lib.files import read_json, sha256_file, write_json, write_text
+from stages.lib.markdown import table
 from stages.lib.params import DataParams, ModelParams, TrainParams, load_params
 
 OUT = Path("data/report")
@@ -65,12 +66,6 @@ class Params:
     model: ModelParams
     data: DataParams
     train: TrainParams
-
-
-def table(headers: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def owner_fact(p: ReportParams, key: str) -> str:

@@ -288,7 +288,7 @@ def audit(rev: str | None = None, root: str | Path = ".") -> dict:
 
 
 def table(headers: list[str], rows: list[list]) -> str:
-    from stages.report import table as md_table
+    from stages.lib.markdown import table as md_table
 
     return md_table(headers, rows) if rows else "_none_"
 

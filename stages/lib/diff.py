@@ -42,7 +42,7 @@ import yaml
 
 from stages.lib import revs
 from stages.lib.errors import UserError
-from stages.report import table
+from stages.lib.markdown import cell as _cell, table
 
 VERSION = 1
 SPLITS = ("train", "validation", "test")
@@ -376,10 +376,6 @@ def to_markdown(report: dict) -> str:
     parts += [_curate_md(report["curate"]), _rejections_md(report["rejections"]), _concentration_md(report),
               _lengths_md(report["lengths"], report["tokens"]), _schema_md(report["schema"]), _examples_md(report)]
     return "\n\n".join(p for p in parts if p) + "\n"
-
-
-def _cell(value) -> str:
-    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _pct(share: float) -> str:
