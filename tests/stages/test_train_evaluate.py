@@ -14,7 +14,7 @@ LABELS = ["billing", "refund"]
 
 def tp(**kw) -> TrainParams:
     base = dict(mode="lora", lr=5e-3, epochs=3, max_steps=-1, batch_size=4, weight_decay=0.0, warmup_ratio=0.0,
-                seed=0, lora=LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"]))
+                seed=0, chat=None, lora=LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"]))
     return TrainParams(**(base | kw))
 
 
@@ -49,7 +49,7 @@ def test_training_learns_a_tiny_task_deterministically(mode):
     labels = [i % 2 for i in range(16)]
     p = Params(train=tp(mode=mode, lr=5e-3 if mode == "lora" else 1e-4,
                         lora=tp().lora if mode == "lora" else None),
-               model=MINILM, data=DataParams(name="d", labels=LABELS, sources=[], forget=ForgetParams([], [])))
+               model=MINILM, data=DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=[], forget=ForgetParams([], [])))
     torch.use_deterministic_algorithms(True)
     runs = []
     for _ in range(2):
