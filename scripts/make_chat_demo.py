@@ -152,7 +152,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def corpus(chat_rows: list[str], pair_rows: list[dict], form_rows: list[dict]) -> list[str]:
-    texts = [SYSTEM, PROMPT, INSTRUCTION, "Which product is this about?"]
+    texts = [SYSTEM, PROMPT, INSTRUCTION, "Which product is this about?", "system user assistant"]
     for line in chat_rows:
         try:
             texts += [m["content"] for m in json.loads(line)["messages"]]
@@ -184,10 +184,10 @@ def write_model(texts: list[str]) -> None:
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": None, "eos_token": "<|im_end|>",
               "pad_token": "<|endoftext|>", "unk_token": None, "model_max_length": 512, "clean_up_tokenization_spaces": False}
     (MODEL / "tokenizer_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=128, intermediate_size=344, num_hidden_layers=4,
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=176, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                       tie_word_embeddings=True, bos_token_id=None, eos_token_id=tok.token_to_id("<|im_end|>"),
-                      pad_token_id=tok.token_to_id("<|endoftext|>"), use_cache=False,
+                      pad_token_id=tok.token_to_id("<|endoftext|>"), use_cache=False, initializer_range=0.1,
                       architectures=["LlamaForCausalLM"])
     data = cfg.to_dict()
     data.pop("transformers_version", None)

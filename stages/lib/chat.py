@@ -156,20 +156,46 @@ def fit(ids: list[int], labels: list[int], prompt_length: int, max_length: int, 
     return ids[cut:], labels[cut:], prompt_length - cut, "truncated"
 
 
+def encode(tokenizer, template: str, conversations: list[list[dict]], max_length: int, policy: str
+           ) -> tuple[list[tuple[int, list[int], list[int], int]], dict]:
+    """Conversations -> (index, input_ids, labels, prompt_length) for the kept ones, and counts.
+
+    prompt_length: where the final assistant turn starts (evaluate generates from there).
+    """
+    rendered = [assistant_spans(tokenizer, template, m) for m in conversations]
+    encodings = tokenizer.backend_tokenizer.encode_batch([r[0] for r in rendered], add_special_tokens=False)
+    rows, counts = [], {"kept": 0, "truncated": 0, "dropped": 0}
+    for i, ((_, spans, start), e) in enumerate(zip(rendered, encodings)):
+        labels = label_tokens(e.offsets, e.ids, spans)
+        prompt_length = next((t for t, (a, _) in enumerate(e.offsets) if a >= start), len(e.ids))
+        fitted = fit(e.ids, labels, prompt_length, max_length, policy)
+        if fitted is None:
+            counts["dropped"] += 1
+            continue
+        counts[fitted[3]] += 1
+        rows.append((i, *fitted[:3]))
+    return rows, counts
+
+
 # ---- packing (train, evaluate) ------------------------------------------------------------------------
 
-def pack(lengths: list[int], order: list[int], row_length: int) -> list[list[int]]:
-    """Examples (in `order`) into rows of at most row_length tokens: first fit, examples never split."""
+def pack(lengths: list[int], order: list[int], row_length: int, window: int = 64) -> list[list[int]]:
+    """Examples (in `order`) into rows of at most row_length tokens, never split: first fit among the
+    last `window` rows still open (bounded work per example, deterministic)."""
     rows: list[list[int]] = []
     room: list[int] = []
+    open_rows: list[int] = []
     for i in order:
         n = lengths[i]
-        for r, free in enumerate(room):
-            if n <= free:
+        for r in open_rows:
+            if n <= room[r]:
                 rows[r].append(i)
                 room[r] -= n
                 break
         else:
             rows.append([i])
             room.append(row_length - n)
+            open_rows.append(len(rows) - 1)
+            if len(open_rows) > window:
+                open_rows.pop(0)
     return rows
