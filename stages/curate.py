@@ -436,7 +436,7 @@ def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
     with phase(timings, "pii"):
         staged, found = redact_for_training(records, p)
         redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
-        staged = redact_messages(staged, dict.fromkeys(found, redact))
+        staged = redact_messages(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
         failed = schema_failures(staged.select("record_id", "messages") if sft else
                                  staged.select("record_id", "text", "label"), schema)
@@ -445,7 +445,7 @@ def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
         rejected_rows = [i for i in found if ruled["rule"][i] is not None]
-        ruled = redact_messages(ruled, dict.fromkeys(rejected_rows, set(pii.TYPES)))
+        ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
     with phase(timings, "dedupe"):
         ruled = dedupe(ruled, p.curate.near_duplicates)
     forgotten = pl.col("rule") == "forget"

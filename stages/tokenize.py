@@ -112,7 +112,7 @@ def tokenize_chat(df: pl.DataFrame, tok, template: str, max_length: int, policy:
     return out, stats
 
 
-def load_chat_tokenizer(p: "Params"):
+def load_chat_tokenizer(p: Params):
     """The model's tokenizer (transformers) and the chat template it renders with."""
     from stages.lib.classifier import quiet_transformers
 

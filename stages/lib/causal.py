@@ -1,7 +1,8 @@
 """The causal LM of task=sft, shared by train and evaluate: base model, batches, completion-only loss, the loop.
 
 - A model directory with a config and no weights (models/tiny-chat) is randomly initialised with
-  seed INIT_SEED, the same in train and evaluate; anything else loads from safetensors only.
+  seed INIT_SEED, the same in train and evaluate; anything else loads from safetensors only (a
+  directory holding pickled weights is refused).
 - Batches are rows of whole examples: packed several to a row (train.chat.packing) or one per row.
   position_ids restart at 0 for every example (and for the padding after the last one) and no
   attention mask is passed, so transformers builds a block-causal mask: no token attends across
@@ -20,8 +21,8 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from stages.lib.chat import IGNORE, pack
 from stages.lib.classifier import quiet_transformers
+from stages.lib.errors import UserError
 from stages.lib.files import atomic_dir
 from stages.lib.model import resolve_model_path
 from stages.lib.params import LoraParams, ModelParams, TrainParams
@@ -36,6 +38,7 @@ from stages.lib.params import LoraParams, ModelParams, TrainParams
 INIT_SEED = 0
 LOG_EVERY = 10
 HEAD_CHUNK = 8192  # target positions per output-head chunk
+PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 def device() -> torch.device:
@@ -49,6 +52,10 @@ def load_base(model: ModelParams):
 
     path = resolve_model_path(model.path)
     if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
+        pickles = sorted(f for f in Path(path).iterdir() if f.suffix in PICKLES)
+        if pickles:
+            raise UserError(f"{pickles[0]}: the model's weights are a pickle; tunebuild loads safetensors only "
+                            "(convert them, e.g. save_pretrained(..., safe_serialization=True))")
         torch.manual_seed(INIT_SEED)
         base = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
     else:
@@ -109,7 +116,7 @@ def completion_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
                 total = total + checkpoint(_head_loss, head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK], use_reentrant=False)
             else:
                 total = total + _head_loss(head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK])
-    return total, int(len(t))
+    return total, len(t)
 
 
 @torch.no_grad()
@@ -122,6 +129,18 @@ def mean_loss(model, ids, labels, pad_id: int, batch_size: int) -> float:
         loss, n = completion_loss(model, make_batch(ids, labels, [[i] for i in order[s:s + batch_size]], pad_id))
         total, count = total + loss.item(), count + n
     return total / max(count, 1)
+
+
+def accumulate(model, batches: list[dict]) -> float:
+    """Backward over the micro-batches of one optimizer step: the gradient of the mean loss over all their
+    target tokens (as one big batch would give); returns that mean."""
+    n_targets = max(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches), 1)
+    total = 0.0
+    for b in batches:
+        loss, _ = completion_loss(model, b)
+        (loss / n_targets).backward()
+        total += loss.item()
+    return total / n_targets
 
 
 def plan(lengths: list[int], p: TrainParams) -> list[tuple[int, list[list[list[int]]]]]:
@@ -170,7 +189,7 @@ def load_checkpoint(path: Path, model, opt, key: str) -> dict | None:
             return None
         params = dict(model.named_parameters())
         with torch.no_grad():
-            for name in f.keys():
+            for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 kind, _, rest = name.partition(".")
                 if kind == "param":
                     params[rest].copy_(f.get_tensor(name))
@@ -207,17 +226,10 @@ def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Ca
         model.train()
         for g in opt.param_groups:
             g["lr"] = p.lr * schedule(step, total, warmup)
-        batches = [make_batch(ids, labels, rows, pad_id) for rows in micro]
-        n_targets = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
-        step_loss = 0.0
-        for b in batches:
-            loss, _ = completion_loss(model, b)
-            (loss / max(n_targets, 1)).backward()
-            step_loss += loss.item()
+        running.append(accumulate(model, [make_batch(ids, labels, rows, pad_id) for rows in micro]))
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        running.append(step_loss / max(n_targets, 1))
         done = step + 1
         if done % LOG_EVERY == 0 or done == total:
             record({"train/loss": sum(running) / len(running), "train/lr": opt.param_groups[0]["lr"]}, done)

@@ -12,7 +12,9 @@ import yaml
 from tests.conftest import make_repo, ran_stages, sh
 from tests.pipeline.test_crash import kill_tree, stage_outs, stage_process, start
 from tests.pipeline.test_pipeline import STAGES
-from tests.pipeline.test_pipeline import test_contract_every_stage_has_module_params_and_outputs as check_contract
+from tests.pipeline.test_pipeline import (
+    test_contract_every_stage_has_module_params_and_outputs as check_contract,
+)
 
 pytestmark = pytest.mark.pipeline
 # A small sft run: ~50 training conversations, ~2 per packed row, one row per step, a checkpoint every 4 steps.
