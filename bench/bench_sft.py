@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.lib import causal, chat  # noqa: E402
+from stages.lib import causal, chat  # noqa: E402 (after the sys.path line)
 
 SHAPES = {  # LlamaConfig kwargs (random init)
     "tiny-cpu": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
@@ -193,14 +193,15 @@ def main() -> None:
     else:
         setups = [Setup("tiny-cpu", mode, 512, 4, 3 if args.quick else 10, 1 if args.quick else 2, False)
                   for mode in ("lora", "full")]
+    trainers = {"ours": run_ours, "trl_nopack": lambda s, i, lab: run_trl(s, i, lab, None),
+                "trl_wrapped": lambda s, i, lab: run_trl(s, i, lab, "wrapped"),
+                "trl_bfd": lambda s, i, lab: run_trl(s, i, lab, "bfd")}
     results = []
     for s in setups:
-        for name, fn in (("ours", lambda: run_ours(s, ids, labels)), ("trl_nopack", lambda: run_trl(s, ids, labels, None)),
-                         ("trl_wrapped", lambda: run_trl(s, ids, labels, "wrapped")),
-                         ("trl_bfd", lambda: run_trl(s, ids, labels, "bfd"))):
+        for name, fn in trainers.items():
             if name == "trl_bfd" and not cuda:
                 continue  # TRL's padding-free packing needs flash attention kernels (GPU)
-            r = fn()
+            r = fn(s, ids, labels)
             line = {"bench": "sft", "trainer": name, "shape": s.shape, "mode": s.mode, "seq": s.seq, "batch": s.batch,
                     "steps": s.steps, "precision": "bf16" if cuda else "fp32", "device": torch.cuda.get_device_name()
                     if cuda else f"cpu x{torch.get_num_threads()}", "tokens_per_s": round(r["tokens"] / r["seconds"], 1),

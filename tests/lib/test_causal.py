@@ -141,3 +141,31 @@ def test_crash_then_resume_ends_bitwise_equal(tmp_path, mode):
     # a checkpoint of another run (fingerprint) is ignored: training starts afresh
     other, _ = run(p, ids, labels, tmp_path / "b", key="other")
     assert all(torch.equal(x, y) for x, y in zip(whole.parameters(), other.parameters()))
+
+
+def test_lora_merge_writes_a_standalone_model(tmp_path):
+    """train.chat.merge: the adapter and, in merged/, a model of its own (weights + tokenizer) with the same logits."""
+    from transformers import AutoModelForCausalLM
+
+    from stages.lib.params import DataParams, ForgetParams, TaskParams
+    from stages.train import Params, save
+
+    model = causal.with_lora(causal.load_base(TINY), LORA)
+    with torch.no_grad():
+        for name, q in model.named_parameters():
+            if "lora_B" in name:
+                q.normal_(0, 0.05)  # a trained adapter: merging must change the weights
+    x = torch.tensor([examples(1)[0][0]])
+    with torch.no_grad():
+        expected = model(input_ids=x).logits
+        plain = causal.load_base(TINY)(input_ids=x).logits
+    p = Params(train=tp(mode="lora", lora=LORA, merge=True), model=TINY,
+               data=DataParams(name="d", raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
+               task=TaskParams(name="sft", chat=None))
+    save(model, p, tmp_path / "model")
+    assert (tmp_path / "model/adapter_model.safetensors").is_file()
+    assert (tmp_path / "model/merged/tokenizer.json").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "model/merged", use_safetensors=True)
+    with torch.no_grad():
+        got = merged(input_ids=x).logits
+    assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, plain, atol=1e-3)
