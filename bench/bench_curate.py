@@ -2,8 +2,9 @@
 
 Generates support-ticket-like rows (about 80 words) with PII, exact and near
 duplicates and malformed lines mixed in, in a temporary project copy; runs the
-real stages (`python -m stages.ingest`, `python -m stages.curate`) under
-/usr/bin/time; prints JSON lines: seconds, rows/s and peak RSS per stage, and
+real stages (`python -m stages.ingest`, `python -m stages.curate`); prints JSON
+lines: wall and CPU seconds, rows/s and peak RSS (the stage's whole process tree,
+summed, sampled every 0.1 s) per stage, and
 curate's own timing breakdown (pandera's share of it).
 
     python bench/bench_curate.py --rows 1000000
@@ -11,9 +12,10 @@ curate's own timing breakdown (pandera's share of it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
-import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,22 +59,35 @@ def make_rows(n: int, rng: random.Random):
         yield json.dumps({"text": text, "label": rng.choice(LABELS), "id": i})
 
 
-def timed(repo: Path, module: str) -> tuple[float, int, str]:
-    proc = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", sys.executable, "-m", module], cwd=repo,
-                          capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(proc.stderr)
-    wall, rss_kb = re.search(r"TIME ([\d.]+) (\d+)", proc.stderr).groups()
-    return float(wall), int(rss_kb), proc.stdout
+def timed(repo: Path, module: str) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (with worker processes) and peak RSS of the whole process tree (summed)."""
+    start, peak = time.perf_counter(), 0
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", module], cwd=repo, stdout=out, stderr=err)
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree))
+            time.sleep(0.1)
+        wall = time.perf_counter() - start
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out.seek(0), err.seek(0)
+        if proc.returncode:
+            raise SystemExit(err.read())
+        return wall, usage.ru_utime + usage.ru_stime, peak, out.read()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--workdir", type=Path, help="keep the generated project here (reused when it exists)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp)
+        repo = args.workdir or Path(tmp)
+        reuse = (repo / "data/raw/bench").is_dir()
+        shutil.rmtree(repo / "stages", ignore_errors=True)
         shutil.copytree(ROOT / "stages", repo / "stages")
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         params["data"]["labels"] = LABELS
@@ -82,25 +98,26 @@ def main() -> None:
         params["curate"]["max_words"] = 1000
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         raw = repo / "data/raw/bench"
-        raw.mkdir(parents=True)
+        raw.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         rng = random.Random(0)
         rows = make_rows(args.rows, rng)
         per_file = args.rows // args.files + 1
-        size = 0
-        for f in range(args.files):
+        for f in range(0 if reuse else args.files):
             with open(raw / f"part-{f}.jsonl", "w") as out:
                 for _, line in zip(range(per_file), rows):
                     out.write(line + "\n")
-            size += (raw / f"part-{f}.jsonl").stat().st_size
+        size = sum(f.stat().st_size for f in raw.glob("*.jsonl"))
         print(json.dumps({"bench": "curate", "generated_rows": args.rows, "jsonl_mb": round(size / 1e6, 1),
                           "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
-        total = 0.0
+        total, cpu_before = 0.0, 0.0
         for stage in ("ingest", "curate"):
-            wall, rss_kb, out = timed(repo, f"stages.{stage}")
+            wall, cpu, rss, out = timed(repo, f"stages.{stage}")
             total += wall
-            print(json.dumps({"bench": "curate", "stage": stage, "seconds": wall,
-                              "rows_per_s": round(args.rows / wall), "peak_rss_mb": round(rss_kb / 1024)}), flush=True)
+            print(json.dumps({"bench": "curate", "stage": stage, "seconds": round(wall, 2),
+                              "cpu_seconds": round(cpu - cpu_before, 2), "rows_per_s": round(args.rows / wall),
+                              "peak_rss_mb": round(rss / 2**20)}), flush=True)
+            cpu_before = cpu
             for line in out.splitlines():
                 if line.startswith("curate timings:"):
                     timings = json.loads(line.split(":", 1)[1])

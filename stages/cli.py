@@ -1,6 +1,14 @@
 """`tunebuild`: commands around the pipeline (the pipeline itself is `dvc repro`).
 
   tunebuild compose [OVERRIDE ...] [--check]   conf/ -> params.yaml (Hydra)
+  tunebuild audit [--rev REV] [--format md|json] [--out FILE] [--strict]
+                                               governance facts and findings from the outputs
+  tunebuild trace RECORD_ID | --text TEXT [--rev REV | --all-revs]
+                                               where a record came from and what happened to it
+  tunebuild forget RECORD_ID ... | --text TEXT | --pattern REGEX
+                                               add to data.forget in conf/, recompose params.yaml
+  tunebuild diff --base REV [--head REV] [--stage curate|split|tokenize] [--format md|json]
+                                               dataset diff between two revisions (by record_id)
 """
 from __future__ import annotations
 
@@ -39,6 +47,46 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from stages.lib.audit import audit, markdown
+    from stages.lib.files import write_text
+
+    report = audit(args.rev)
+    text = json.dumps(report, indent=2, sort_keys=True) + "\n" if args.format == "json" else markdown(report)
+    if args.out:
+        write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    for f in report["findings"]:
+        print(f"finding [{f['kind']}]: {f['message']}", file=sys.stderr)
+    return 1 if args.strict and report["findings"] else 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from stages.lib.trace import render, trace
+
+    print(render(trace(args.record_id, args.text, args.rev, args.all_revs)))
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from stages.lib.forget import forget
+
+    print(forget(args.record_ids, args.text, args.pattern, CONF, PARAMS, args.config))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from stages.lib.diff import diff, to_json, to_markdown
+
+    report = diff(args.base, args.head, args.stage, ".", args.examples)
+    sys.stdout.write(to_json(report) if args.format == "json" else to_markdown(report))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tunebuild", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -47,6 +95,31 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--config", default="config", help="primary config in conf/ (default: config)")
     c.add_argument("--check", action="store_true", help="exit 1 if params.yaml differs from the composition")
     c.set_defaults(func=cmd_compose)
+    a = sub.add_parser("audit", help="sources, licenses, rejections, PII, splits, leakage, lineage, forget list")
+    a.add_argument("--rev", help="git revision to audit (default: the workspace)")
+    a.add_argument("--format", choices=["md", "json"], default="md")
+    a.add_argument("--out", help="write the report to this file instead of stdout")
+    a.add_argument("--strict", action="store_true", help="exit 1 when there is any finding")
+    a.set_defaults(func=cmd_audit)
+    t = sub.add_parser("trace", help="where a record came from, what happened to it, which models trained on it")
+    t.add_argument("record_id", nargs="?", help="16 hex digits (see data/ingest/records.parquet)")
+    t.add_argument("--text", help="the record's text instead of its id")
+    t.add_argument("--rev", help="git revision (default: the workspace)")
+    t.add_argument("--all-revs", action="store_true", help="every commit that changed dvc.lock, and the workspace")
+    t.set_defaults(func=cmd_trace)
+    f = sub.add_parser("forget", help="add records to data.forget in conf/ and recompose params.yaml")
+    f.add_argument("record_ids", nargs="*", help="record ids to forget")
+    f.add_argument("--text", action="append", default=[], help="forget the record with this text (repeatable)")
+    f.add_argument("--pattern", action="append", default=[], help="forget every text matching this regex (repeatable)")
+    f.add_argument("--config", help="primary config in conf/ (default: hydra.config_name in .dvc/config, else config)")
+    f.set_defaults(func=cmd_forget)
+    d = sub.add_parser("diff", help="dataset diff between two revisions (read through DVC, never checked out)")
+    d.add_argument("--base", required=True, help="git revision to compare against (branch, tag, commit)")
+    d.add_argument("--head", default=None, help="git revision to compare (default: the workspace)")
+    d.add_argument("--stage", default="curate", help="dataset to compare: curate, split or tokenize (default: curate)")
+    d.add_argument("--format", default="md", choices=["md", "json"], help="md: a pull-request comment; json: for tools")
+    d.add_argument("--examples", type=int, default=3, help="example rows per category (default: 3)")
+    d.set_defaults(func=cmd_diff)
     return ap
 
 

@@ -16,14 +16,21 @@ raw units = quarantined (ingest) + rejected + curated, checked.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import multiprocessing
+import os
 import json
 import re
+import shutil
 import string
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 
 import pandera.polars as pa
 import polars as pl
@@ -31,7 +38,7 @@ from pandera.api.polars.types import PolarsData
 
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
-from stages.lib.files import read_json, write_json, write_parquet
+from stages.lib.files import atomic_path, read_json, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
 
 IN = Path("data/ingest/records.parquet")
@@ -42,6 +49,7 @@ QUALITY_RULES = ["too_few_words", "too_many_words", "mostly_symbols", "repeated_
 RULES = (["forget", "license"] + SCHEMA_RULES + QUALITY_RULES + [f"pii_{t}" for t in pii.TYPES]
          + ["label_conflict", "duplicate", "near_duplicate"])
 PII_ACTIONS = ("redact", "reject", "keep")
+PII_TABLE = {"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64, "rejected": pl.Int64}
 
 
 @dataclass
@@ -77,6 +85,7 @@ class CurateParams:
     license_allowlist: list[str]
     pii: PiiParams
     near_duplicates: NearDuplicateParams
+    chunk_rows: int      # records per chunk of the row-local rules (bounds memory; dedupe sees all)
 
 
 @dataclass
@@ -214,11 +223,12 @@ def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
 
 
 def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
-    """The non-schema rules: name -> (fails, reason), as polars expressions over a record."""
+    """The non-schema rules: name -> (fails, reason), as polars expressions over a record
+    (with the `_words` and `_max_run` columns that apply_rules adds)."""
     c = p.curate
     text = pl.col("text").fill_null("")
-    words = text.str.count_matches(r"\S+")
-    visible = text.str.count_matches(r"\S")
+    words = pl.col("_words")  # computed once by apply_rules (used by two rules)
+    visible = text.str.len_chars() - text.str.count_matches(r"\s")  # whitespace is rarer: fewer matches
     symbols = text.str.count_matches(r"[^\w\s]")
     letters = text.str.count_matches(r"[^\W\d_]")
     scripts = "".join(rf"\p{{{s}}}" for s in c.scripts)
@@ -270,15 +280,23 @@ def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
 def find_pii(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]]]]:
     """Row index -> (original text, PII spans), for rows with PII only.
 
-    The regex prefilter runs in polars over all rows; confirmation only on candidates.
+    Each type's prefilter runs in polars over all rows; its pattern only on the rows that matched.
     """
-    candidates = df.with_row_index("_i").filter(pl.col("text").fill_null("").str.contains(pii.PREFILTER))
+    text = pl.col("text").fill_null("")
+    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text",
+                      *(text.str.contains(pat).alias(k) for k, pat in pii.PREFILTERS.items()))
+            .filter(pl.any_horizontal(*pii.PREFILTERS)))
     found = {}
-    for i, text in candidates.select("_i", "text").iter_rows():
-        spans = pii.find(text)
+    for i, t, *flags in hits.iter_rows():
+        spans = pii.find(t, [k for k, hit in zip(pii.PREFILTERS, flags) if hit])
         if spans:
-            found[i] = (text, spans)
+            found[i] = (t, spans)
     return found
+
+
+def add_time(timings: dict | None, name: str, seconds: float) -> None:
+    if timings is not None:
+        timings[name] = round(timings.get(name, 0.0) + seconds, 3)
 
 
 @contextlib.contextmanager
@@ -288,8 +306,7 @@ def phase(timings: dict | None, name: str):
     try:
         yield
     finally:
-        if timings is not None:
-            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
+        add_time(timings, name, time.perf_counter() - start)
 
 
 def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFrame:
@@ -299,7 +316,8 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
     """
     exprs = rule_exprs(p)
     df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
-                                                 _max_run=max_char_run(df["text"], p.curate.max_char_run))
+                                                 _max_run=max_char_run(df["text"], p.curate.max_char_run),
+                                                 _words=pl.col("text").fill_null("").str.count_matches(r"\S+"))
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
     # Each rule's test runs once; the costly charset test only on texts that are not plain ASCII.
     cheap = [name for name in ["forget", "license"] + QUALITY_RULES if name != "charset"]
@@ -332,7 +350,7 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         column = pl.when(pl.col("rule") == name).then(col).otherwise(column)
     failing = df.filter(pl.col("rule").is_not_null()).select("index", _reason=reason, _column=column)
     df = df.join(failing, on="index", how="left").rename({"_reason": "reason", "_column": "column"})
-    return df.drop("index", "_max_run", "_schema_rule", "_schema_col")
+    return df.drop("index", "_max_run", "_words", "_schema_rule", "_schema_col")
 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
@@ -378,16 +396,25 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
                                                    "reason": pl.String, "column": pl.String, "pii": pl.List(pl.String)})
     out = (df.with_row_index("_i").with_columns(pl.col("_i").cast(pl.Int64), pii=pl.lit([], pl.List(pl.String)))
            .update(updates, on="_i", include_nulls=True).drop("_i"))
-    table = pl.DataFrame([(s, k, *c) for (s, k), c in sorted(counts.items())], orient="row",
-                         schema={"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64,
-                                 "rejected": pl.Int64})
+    table = pl.DataFrame([(s, k, *c) for (s, k), c in sorted(counts.items())], orient="row", schema=PII_TABLE)
     return out, table
 
 
-def dedupe(df: pl.DataFrame, p: NearDuplicateParams) -> pl.DataFrame:
-    """Exact (same record_id) then near duplicates among rows not yet rejected; adds `cluster`."""
+def survivor_hashes(part: pl.LazyFrame, rows: pl.Series, shingle_words: int, seed: int):
+    """neardup.token_hashes of the texts in `part` whose _i is in `rows` (runs in worker processes)."""
+    texts = part.filter(pl.col("_i").is_in(rows.implode())).select("text").collect()["text"].to_list()
+    return neardup.token_hashes(texts, shingle_words, seed)
+
+
+def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams, mapper: Callable = map) -> pl.DataFrame:
+    """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
+
+    `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
+    (file, line) order; `parts` hold the texts (with _i), in the same order; `mapper` hashes them.
+    Returns, per row this step rejects or clusters: _i, d_rule, d_column, d_reason, cluster.
+    """
     alive = pl.col("rule").is_null()
-    ranked = df.sort("file", "line").with_columns(
+    ranked = meta.with_columns(
         n_labels=pl.col("label").filter(alive).n_unique().over("record_id"),
         labels=pl.col("label").filter(alive).unique().sort().str.join(", ").over("record_id"),
         copy=alive.cast(pl.Int64).cum_sum().over("record_id") - 1,
@@ -396,45 +423,52 @@ def dedupe(df: pl.DataFrame, p: NearDuplicateParams) -> pl.DataFrame:
     )
     conflict = alive & (pl.col("n_labels") > 1)
     dup = alive & ~conflict & (pl.col("copy") > 0)
-    ranked = ranked.with_columns(
-        rule=pl.when(conflict).then(pl.lit("label_conflict")).when(dup).then(pl.lit("duplicate")).otherwise(pl.col("rule")),
-        column=pl.when(conflict).then(pl.lit("label")).when(dup).then(pl.lit("text")).otherwise(pl.col("column")),
-        reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the source",
-                                                pl.col("copies"), pl.col("labels")))
-        .when(dup).then(pl.format("duplicate of {}", pl.col("first"))).otherwise(pl.col("reason")),
-    ).drop("n_labels", "labels", "copy", "first", "copies")
-    survivors = ranked.filter(pl.col("rule").is_null())
-    near = neardup.clusters(survivors["text"].to_list(), p.threshold, p.num_perm, p.shingle_words, p.seed)
-    ids, where = survivors["record_id"].to_list(), survivors.select(pl.format("{}:{}", "file", "line")).to_series().to_list()
-    reject = p.action == "reject"
+    exact = ranked.filter(conflict | dup).select(
+        "_i",
+        d_rule=pl.when(conflict).then(pl.lit("label_conflict")).otherwise(pl.lit("duplicate")),
+        d_column=pl.when(conflict).then(pl.lit("label")).otherwise(pl.lit("text")),
+        d_reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the "
+                                                  "source", pl.col("copies"), pl.col("labels")))
+        .otherwise(pl.format("duplicate of {}", pl.col("first"))))
+    survivors = ranked.filter(alive & ~conflict & ~dup).select("_i", "record_id", where=pl.format("{}:{}", "file", "line"))
+    rows = survivors["_i"]
+
+    def texts_at(positions) -> list[str]:
+        wanted = rows.gather(positions).implode()
+        return [t for part in parts for t in part.filter(pl.col("_i").is_in(wanted)).select("text").collect()["text"]]
+
+    hashed = mapper(functools.partial(survivor_hashes, rows=rows, shingle_words=p.shingle_words, seed=p.seed), parts)
+    near = neardup.clusters(hashed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
+    ids, where = survivors["record_id"].to_list(), survivors["where"].to_list()
+    hit = [r != i and p.action == "reject" for i, (r, _) in enumerate(near)]
     marks = pl.DataFrame({
-        "record_id": ids,
+        "_i": survivors["_i"],
+        "d_rule": ["near_duplicate" if h else None for h in hit],
+        "d_column": ["text" if h else None for h in hit],
+        "d_reason": [f"near-duplicate of {where[r]} (similarity {s:.2f})" if h else None
+                     for h, (r, s) in zip(hit, near)],
         "cluster": [ids[r] for r, _ in near],
-        "_near": [r != i for i, (r, _) in enumerate(near)],
-        "_near_reason": [f"near-duplicate of {where[r]} (similarity {s:.2f})" if r != i else None
-                         for i, (r, s) in enumerate(near)],
-    }, schema={"record_id": pl.String, "cluster": pl.String, "_near": pl.Boolean, "_near_reason": pl.String})
-    out = ranked.join(marks, on="record_id", how="left").with_columns(
-        cluster=pl.col("cluster").fill_null(pl.col("record_id")))
-    hit = pl.col("_near").fill_null(False) & pl.col("rule").is_null() & pl.lit(reject)
-    return out.with_columns(
-        rule=pl.when(hit).then(pl.lit("near_duplicate")).otherwise(pl.col("rule")),
-        column=pl.when(hit).then(pl.lit("text")).otherwise(pl.col("column")),
-        reason=pl.when(hit).then(pl.col("_near_reason")).otherwise(pl.col("reason")),
-    ).drop("_near", "_near_reason")
+    }, schema={"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String, "cluster": pl.String})
+    return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
 
 
-def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
-           timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """The pure core: ingested records -> (curated, rejected, stats); `timings` collects seconds per phase."""
-    check_params(p)
+def task_schema(p: Params):
+    """The pandera schema of the task: classify (text, label) or sft (messages)."""
+    if p.task.name == "sft":
+        return sft_model(p.curate.max_chars)
+    return classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
+
+
+def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """The row-local rules on one chunk (PII, the pandera schema, quality rules): adds rule, reason,
+    column, pii; returns the chunk, its PII counts and seconds per phase. Runs in worker processes."""
+    timings: dict[str, float] = {}
     sft = p.task.name == "sft"
     if sft:
-        records = sft_records(records)
-    schema = sft_model(p.curate.max_chars) if sft else classify_model(tuple(p.data.labels), p.curate.min_chars,
-                                                                       p.curate.max_chars)
+        chunk = sft_records(chunk)
+    schema = task_schema(p)
     with phase(timings, "pii"):
-        staged, found = redact_for_training(records, p)
+        staged, found = redact_for_training(chunk, p)
         redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
         staged = redact_messages(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
@@ -446,17 +480,84 @@ def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
         ruled, pii_table = apply_pii(ruled, found, p)
         rejected_rows = [i for i in found if ruled["rule"][i] is not None]
         ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
-    with phase(timings, "dedupe"):
-        ruled = dedupe(ruled, p.curate.near_duplicates)
+    return ruled, pii_table, timings
+
+
+def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, workers: int) -> Iterator:
+    """map(fn, items) on the pool's `workers` processes, in order, with at most `workers` + 1 items in flight."""
+    pending: collections.deque = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > workers:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One chunk's final (curated, rejected): the dedupe decisions applied, forgotten text blanked."""
+    out = ruled.join(decisions, on="_i", how="left", maintain_order="left").with_columns(
+        rule=pl.coalesce("rule", "d_rule"), column=pl.coalesce("column", "d_column"),
+        reason=pl.coalesce("reason", "d_reason"), cluster=pl.coalesce("cluster", "record_id"))
     forgotten = pl.col("rule") == "forget"
-    ruled = ruled.with_columns(pl.when(forgotten).then(None).otherwise(pl.col(c)).alias(c)
-                               for c in ("text", "label", "messages") if c in ruled.columns)
-    curated = ruled.filter(pl.col("rule").is_null()).drop("rule", "reason", "column").sort("record_id")
-    rejected = ruled.filter(pl.col("rule").is_not_null()).drop("cluster").sort("file", "line")
+    out = out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
+        pl.when(forgotten).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("text", "label", "messages") if c in out.columns)
+    curated = out.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
     with phase(timings, "pandera"):
         schema.validate(curated)
-    stats = curate_stats(records, curated, rejected, pii_table, ingest_stats)
+    return curated, out.filter(pl.col("rule").is_not_null()).drop("cluster")
+
+
+def curate_parts(chunks: Iterable[pl.DataFrame], p: Params, ingest_stats: dict | None, store: Callable,
+                 timings: dict | None = None, mapper: Callable = map) -> tuple[list, list, dict]:
+    """The core, a chunk at a time: records in (file, line) order -> (curated parts, rejected parts, stats).
+
+    `store(name, frame)` keeps a frame (in memory or as a parquet part) and returns it as a LazyFrame;
+    `mapper` runs rule_chunk over the chunks (map, or pooled across processes). Only a few chunks'
+    text is in memory at a time, plus what dedupe keeps per record (no text).
+    """
+    check_params(p)
+    schema = task_schema(p)
+    ruled_parts, metas, pii_tables, offset = [], [], [], 0
+    for k, (ruled, pii_table, spent) in enumerate(mapper(functools.partial(rule_chunk, p=p), chunks)):
+        for name, seconds in spent.items():
+            add_time(timings, name, seconds)
+        ruled = ruled.with_columns(_i=pl.int_range(offset, offset + ruled.height, dtype=pl.Int64))
+        offset += ruled.height
+        metas.append(ruled.select("_i", "record_id", "label", "file", "line", "source", "rule"))
+        pii_tables.append(pii_table)
+        ruled_parts.append(store(f"ruled-{k:06d}", ruled))
+    meta = pl.concat(metas) if metas else pl.DataFrame(schema={"_i": pl.Int64, **{c: pl.String for c in (
+        "record_id", "label", "file")}, "line": pl.Int64, "source": pl.String, "rule": pl.String})
+    order = meta.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True)).to_series()
+    if not order.equals(pl.int_range(meta.height, eager=True).alias(order.name)):
+        raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
+
+    with phase(timings, "dedupe"):
+        decisions = dedupe(meta, ruled_parts, p.curate.near_duplicates, mapper)
+    curated, rejected = [], []
+    for k, part in enumerate(ruled_parts):
+        cur, rej = decide(part.collect(), decisions, schema, timings)
+        curated.append(store(f"curated-{k:06d}", cur))
+        rejected.append(store(f"rejected-{k:06d}", rej))
+    outcome = meta.join(decisions, on="_i", how="left").with_columns(
+        rule=pl.coalesce("rule", "d_rule"), cluster=pl.coalesce("cluster", "record_id"))
+    pii_table = (pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type") if pii_tables
+                 else pl.DataFrame(schema=PII_TABLE))
+    stats = curate_stats(meta, outcome.filter(pl.col("rule").is_null()), outcome.filter(pl.col("rule").is_not_null()),
+                         pii_table, ingest_stats)
     return curated, rejected, stats
+
+
+def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
+           timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """In memory (tests, small data): ingested records -> (curated, rejected, stats), both in (file, line) order."""
+    records = records.sort("file", "line", maintain_order=True)
+    n = p.curate.chunk_rows
+    chunks = (records.slice(i, n) for i in range(0, max(records.height, 1), n))
+    curated, rejected, stats = curate_parts(chunks, p, ingest_stats, lambda _, df: df.lazy(), timings)
+    return pl.concat(curated).collect(), pl.concat(rejected).collect(), stats
 
 
 def _counts(df: pl.DataFrame, col: str) -> dict[str, int]:
@@ -497,9 +598,28 @@ def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | Non
 def main() -> None:
     params = load_params(Params)
     timings: dict[str, float] = {}
-    curated, rejected, stats = curate(pl.read_parquet(IN), params, read_json(INGEST_STATS), timings)
-    write_parquet(curated, OUT / "curated.parquet")
-    write_parquet(rejected, OUT / "rejected.parquet")
+    OUT.mkdir(parents=True, exist_ok=True)
+    parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
+
+    def store(name: str, df: pl.DataFrame) -> pl.LazyFrame:
+        df.write_parquet(parts / f"{name}.parquet")
+        return pl.scan_parquet(parts / f"{name}.parquet")
+
+    try:
+        n, rows = params.curate.chunk_rows, pl.scan_parquet(IN).select(pl.len()).collect().item()
+        chunks = (pl.scan_parquet(IN).slice(i, n).collect() for i in range(0, max(rows, 1), n))
+        workers = min(os.cpu_count() or 1, -(-rows // n))
+        with contextlib.ExitStack() as stack:
+            mapper = map
+            if workers > 1:  # spawn: polars' thread pool does not survive fork
+                pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+                mapper = functools.partial(pooled, pool=pool, workers=workers)
+            curated, rejected, stats = curate_parts(chunks, params, read_json(INGEST_STATS), store, timings, mapper)
+        for name, frames in (("curated", curated), ("rejected", rejected)):
+            with atomic_path(OUT / f"{name}.parquet") as tmp:
+                pl.concat(frames).sink_parquet(tmp, compression="zstd", statistics=False)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

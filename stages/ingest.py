@@ -79,12 +79,13 @@ def _as_text(value, name: str) -> tuple[str | None, str | None]:
     return None, f"is {type(value).__name__}, expected a string"
 
 
-def _duplicate_key(data: bytes, keys: tuple[str, ...]) -> str | None:
+def _duplicate_key(data: bytes, keys: tuple[str, ...], quoted: tuple[bytes, ...]) -> str | None:
     """orjson keeps one of two equal keys silently; an ambiguous line is quarantined instead.
 
-    Only lines that could hold a duplicate (a key name twice, or an escape) are re-parsed.
+    Only lines that could hold a duplicate (a key name twice, or an escape) are re-parsed;
+    `quoted` holds the keys as JSON string bytes.
     """
-    if b"\\u" not in data and all(data.count(b'"' + k.encode() + b'"') < 2 for k in keys):
+    if b"\\u" not in data and all(data.count(q) < 2 for q in quoted):
         return None
     objects: list[list[str]] = []  # keys of each object, innermost first: the last is the line's
     limit = sys.getrecursionlimit()
@@ -96,13 +97,28 @@ def _duplicate_key(data: bytes, keys: tuple[str, ...]) -> str | None:
     return next((k for k in keys if objects and objects[-1].count(k) > 1), None)
 
 
-def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: Parsed) -> None:
+@dataclass(frozen=True)
+class JsonFields:
+    """What parse_json_line needs of a source, worked out once per file."""
+    utf8: bool
+    fields: dict  # role (text, label, group) -> field name or None
+    keys: tuple[str, ...]
+    quoted: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, src: SourceParams) -> "JsonFields":
+        fields = chat.source_fields(src)
+        keys = tuple(k for k in fields.values() if k)
+        return cls(codecs.lookup(src.encoding).name == "utf-8", fields, keys, tuple(orjson.dumps(k) for k in keys))
+
+
+def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: Parsed, jf: JsonFields) -> None:
     """One JSONL line into a row or a quarantined unit."""
     if not raw.strip():
         parsed.bad.append((n, offset, "blank line", ""))
         return
     try:
-        data = raw if codecs.lookup(src.encoding).name == "utf-8" else raw.decode(src.encoding).encode("utf-8")
+        data = raw if jf.utf8 else raw.decode(src.encoding).encode("utf-8")
         obj = orjson.loads(data)
     except (orjson.JSONDecodeError, UnicodeDecodeError) as e:
         parsed.bad.append((n, offset, f"invalid JSON: {str(e).splitlines()[0]}", _excerpt(raw)))
@@ -110,13 +126,12 @@ def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: 
     if not isinstance(obj, dict):
         parsed.bad.append((n, offset, f"expected a JSON object, got {type(obj).__name__}", _excerpt(raw)))
         return
-    fields = chat.source_fields(src)
-    dup = _duplicate_key(data, tuple(k for k in fields.values() if k))
+    dup = _duplicate_key(data, jf.keys, jf.quoted)
     if dup:
         parsed.bad.append((n, offset, f"duplicate key '{dup}'", _excerpt(raw)))
         return
     values = []
-    for role, name in fields.items():
+    for role, name in jf.fields.items():
         value = obj.get(name) if name else None
         value, err = chat.parse_messages(value) if role == "text" and src.format == "messages" else _as_text(value, role)
         if err:
@@ -150,12 +165,12 @@ def iter_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, int, byte
 
 
 def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: int) -> Iterator[Parsed]:
-    parsed = Parsed()
+    parsed, jf = Parsed(), JsonFields.of(src)
     for n, offset, raw, length in iter_lines(path, max_line_bytes):
         if raw is None:
             parsed.bad.append((n, offset, f"line is {length} bytes, over ingest.max_line_bytes={max_line_bytes}", ""))
         else:
-            parse_json_line(n, offset, raw, src, parsed)
+            parse_json_line(n, offset, raw, src, parsed, jf)
         if len(parsed.rows) + len(parsed.bad) >= chunk_rows:
             yield parsed
             parsed = Parsed()

@@ -1,10 +1,13 @@
-"""Report: the pipeline's own outputs -> a data card, a model card and lineage.
+"""Report: the pipeline's own outputs -> a data card, a model card, lineage and Croissant metadata.
 
 In:  data/{ingest,curate,split,tokenize}/stats.json, data/split/*.parquet,
      data/train/model/, data/evaluate/{metrics,per_class}.json
-Out: data/report/data_card.md   what data went in: sources, licenses, rejections, splits
+Out: data/report/data_card.md   Datasheets for Datasets sections: motivation, composition, collection,
+                                preprocessing, uses, distribution, maintenance
      data/report/model_card.md  Hugging Face model card (YAML front matter + sections)
      data/report/lineage.json   model weights -> split file hashes -> record ids
+     data/report/croissant.json MLCommons Croissant 1.0 JSON-LD of the curated splits, with the
+                                responsible-AI (RAI) fields the pipeline knows
 
 Every number comes from a pipeline output; what only the owner knows comes
 from the `report` params and is marked missing when null.
@@ -25,14 +28,35 @@ from stages.lib.params import DataParams, ModelParams, TaskParams, TrainParams, 
 OUT = Path("data/report")
 SPLITS = ("train", "validation", "test")
 MISSING = "_missing: set `report.{}` in conf/config.yaml_"
+CROISSANT_CONTEXT = {
+    "@language": "en", "@vocab": "https://schema.org/", "sc": "https://schema.org/",
+    "cr": "http://mlcommons.org/croissant/", "rai": "http://mlcommons.org/croissant/RAI/",
+    "dct": "http://purl.org/dc/terms/", "citeAs": "cr:citeAs", "column": "cr:column",
+    "equivalentProperty": "cr:equivalentProperty", "samplingRate": "cr:samplingRate",
+    "conformsTo": "dct:conformsTo", "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"}, "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract", "field": "cr:field", "fileProperty": "cr:fileProperty", "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet", "format": "cr:format", "includes": "cr:includes", "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath", "key": "cr:key", "md5": "cr:md5", "parentField": "cr:parentField", "path": "cr:path",
+    "recordSet": "cr:recordSet", "references": "cr:references", "regex": "cr:regex", "repeated": "cr:repeated",
+    "replace": "cr:replace", "separator": "cr:separator", "source": "cr:source", "subField": "cr:subField",
+    "transform": "cr:transform",
+}
+CROISSANT_FIELDS = {"record_id": "sc:Text", "text": "sc:Text", "label": "sc:Text", "source": "sc:Text",
+                    "license": "sc:Text", "file": "sc:Text", "line": "sc:Integer"}
 
 
 @dataclass
 class ReportParams:
+    """Facts only the owner knows; null ones are marked missing in the cards."""
+
     title: str
     owner: Optional[str]
+    motivation: Optional[str]        # why the dataset was made, by whom
+    collection: Optional[str]        # how the raw data was gathered (consent, time frame)
     intended_use: Optional[str]
     out_of_scope_use: Optional[str]
+    maintenance: Optional[str]       # who maintains it, how to report a problem, update plan
 
 
 @dataclass
@@ -59,6 +83,7 @@ def gather(root: Path = Path("data")) -> dict:
     """Read every pipeline output the cards need into one plain dict."""
     splits = {name: pl.read_parquet(root / "split" / f"{name}.parquet") for name in SPLITS}
     weights = sorted(p for p in (root / "train" / "model").iterdir() if p.is_file())
+    tagged = pl.concat([df.select("source", "license", split=pl.lit(n)) for n, df in splits.items()])
     return {
         "ingest": read_json(root / "ingest" / "stats.json"),
         "curate": read_json(root / "curate" / "stats.json"),
@@ -69,47 +94,76 @@ def gather(root: Path = Path("data")) -> dict:
         "splits": splits,
         "split_sha256": {n: sha256_file(root / "split" / f"{n}.parquet") for n in SPLITS},
         "model_files": {p.name: sha256_file(p) for p in weights},
-        "licenses": (pl.concat([df.select("source", "license") for df in splits.values()])
-                     .group_by("source", "license").len().sort("source").rows()),
+        "licenses": (tagged.group_by("source", "license").agg(*((pl.col("split") == n).sum().alias(n) for n in SPLITS))
+                     .sort("source", "license").rows()),
     }
 
 
 def lineage(facts: dict, p: Params) -> dict:
     return {
-        "model": {"mode": p.train.mode, "base_model": p.model.name, "files": facts["model_files"]},
+        "model": {"mode": p.train.mode, "base_model": p.model.name, "files": facts["model_files"],
+                  "trained_on": "train", "monitored_on": "validation"},
         "datasets": {n: {"file": f"data/split/{n}.parquet", "sha256": facts["split_sha256"][n],
                          "rows": facts["splits"][n].height,
                          "record_ids": facts["splits"][n]["record_id"].to_list()} for n in SPLITS},
     }
 
 
+def data_licenses(facts: dict) -> list[str]:
+    return sorted({license_id for _, license_id, *_ in facts["licenses"]})
+
+
 def data_card(facts: dict, p: Params) -> str:
+    """Datasheets for Datasets (Gebru et al.) sections, filled from the outputs and the report params."""
     ing, cur = facts["ingest"], facts["curate"]
-    src_rows = [[s, v["files"], v["units"], v["quarantined"], cur["by_source"].get(s, {}).get("rejected", 0),
-                 cur["by_source"].get(s, {}).get("curated", 0)] for s, v in ing["sources"].items()]
+    sources = {s.name: s for s in p.data.sources}
+    src_rows = [[s, f"`{sources[s].files}`" if s in sources else "?", v["files"], v["units"], v["quarantined"],
+                 cur["by_source"].get(s, {}).get("rejected", 0), cur["by_source"].get(s, {}).get("curated", 0)]
+                for s, v in ing["sources"].items()]
     rule_rows = [[r, n] for r, n in cur["rejected_by_rule"].items() if n]
     pii_rows = [[t, v["found"], v["redacted"], v["rejected"]] for t, v in cur["pii"].items()]
     split_rows = [[n, facts["split"][n]["rows"], facts["tokenize"][n]["tokens"], facts["tokenize"][n]["truncated"],
                    f"`{facts['split_sha256'][n][:16]}`"] for n in SPLITS]
     label_rows = [[lab] + [facts["split"][n]["by_label"].get(lab, 0) for n in SPLITS] for lab in p.data.labels]
+    label_fields = ", ".join(f"`{s.label_field}` ({s.name})" for s in p.data.sources)
+    forget = p.data.forget
+    dups = {r: cur["rejected_by_rule"].get(r, 0) for r in ("duplicate", "near_duplicate", "label_conflict")}
     return "\n\n".join([
         f"# Data card: {p.data.name}",
-        f"Built by tunebuild for *{p.report.title}*. Every number below comes from the pipeline's outputs.",
-        "## Motivation\n\n" + f"Intended use: {owner_fact(p.report, 'intended_use')}\n\nOwner: {owner_fact(p.report, 'owner')}",
-        "## Composition\n\n" + table(["source", "license"], facts["licenses"]) + "\n\n"
-        + table(["label"] + list(SPLITS), label_rows),
-        "## Collection and accounting\n\nEvery raw unit is curated, rejected (with a rule) or quarantined (unreadable).\n\n"
-        + table(["source", "files", "raw units", "quarantined", "rejected", "curated"], src_rows),
-        "## Preprocessing and cleaning\n\n" + table(["rule", "rejected"], rule_rows)
-        + "\n\nRejected rows with their reasons: `data/curate/rejected.parquet`; unreadable units: "
+        (f"Built by tunebuild for *{p.report.title}*, following the sections of Datasheets for Datasets. Every "
+         "number below comes from the pipeline's outputs; what only the owner knows comes from `report` in conf/."),
+        "## Motivation\n\n" + f"Why it was made: {owner_fact(p.report, 'motivation')}\n\n"
+        f"Task: text classification into {len(p.data.labels)} labels ({', '.join(p.data.labels)}).\n\n"
+        f"Owner: {owner_fact(p.report, 'owner')}",
+        "## Composition\n\nEach instance is one text with one label from the taxonomy, identified by `record_id` "
+        "(a hash of the normalized text), with its source, file, line and license.\n\n"
+        + table(["source", "license", *SPLITS], facts["licenses"]) + "\n\n"
+        + table(["label", *SPLITS], label_rows),
+        "## Collection process\n\n" + f"How the data was gathered: {owner_fact(p.report, 'collection')}\n\n"
+        "Every raw unit is curated, rejected (with a rule) or quarantined (unreadable).\n\n"
+        + table(["source", "files", "file count", "raw units", "quarantined", "rejected", "curated"], src_rows),
+        "## Preprocessing, cleaning and labeling\n\n" + table(["rule", "rejected"], rule_rows)
+        + f"\n\nDuplicates removed: {dups['duplicate']} exact, {dups['near_duplicate']} near "
+          f"(MinHash); {dups['label_conflict']} records with conflicting labels.\n\n"
+          "Rejected rows with their reasons: `data/curate/rejected.parquet`; unreadable units: "
           "`data/ingest/quarantine.parquet`.\n\nPersonal data found (rows), by type:\n\n"
-        + table(["type", "found", "redacted", "rejected"], pii_rows),
+        + table(["type", "found", "redacted", "rejected"], pii_rows)
+        + f"\n\nLabels are taken as given from each source's label field: {label_fields}.",
         "## Splits\n\nAssigned by a salted hash of `record_id` (or of the record's group / near-duplicate "
         "cluster, which stay in one split): adding data never moves a record. Validation/test records with a "
         f"near-duplicate in train (leakage check): {facts['split']['leakage']}.\n\n"
         + table(["split", "rows", "tokens", "truncated", "sha256"], split_rows),
-        "## Uses\n\n" + f"Out of scope: {owner_fact(p.report, 'out_of_scope_use')}",
-        f"## Distribution and maintenance\n\nVersioned with DVC; `dvc repro` rebuilds it from `{p.data.raw_dir}/` and `params.yaml`.",
+        "## Uses\n\n" + f"Intended use: {owner_fact(p.report, 'intended_use')}\n\n"
+        f"Out of scope: {owner_fact(p.report, 'out_of_scope_use')}",
+        "## Distribution\n\n" + f"Licenses of the records included: {', '.join(data_licenses(facts))}. "
+        "Files: `data/split/{train,validation,test}.parquet` (hashes above), versioned with DVC; machine-readable "
+        "metadata (MLCommons Croissant): `data/report/croissant.json`.",
+        "## Maintenance\n\n" + f"Maintainer: {owner_fact(p.report, 'owner')}. "
+        f"Plan: {owner_fact(p.report, 'maintenance')}\n\n"
+        f"`dvc repro` rebuilds it from `{p.data.raw_dir}/` and `params.yaml`. Forget list (`data.forget`): "
+        f"{len(forget.record_ids)} record ids, {len(forget.patterns)} patterns; "
+        f"{cur['rejected_by_rule'].get('forget', 0)} records removed. Add to it with `tunebuild forget`; "
+        "`tunebuild audit` checks that forgotten records are absent downstream.",
     ]) + "\n"
 
 
@@ -140,7 +194,8 @@ def model_card(facts: dict, p: Params) -> str:
     m, t = facts["metrics"], task_card(facts, p)
     front = {
         "base_model": p.model.name, "license": p.model.license, "library_name": "peft" if p.train.mode == "lora" else "transformers",
-        "pipeline_tag": t["tag"], "datasets": [p.data.name],
+        "pipeline_tag": t["tag"], "datasets": [p.data.name], "metrics": [x["type"] for x in t["metrics"]],
+        "tags": ["tunebuild", p.train.mode],
         "model-index": [{"name": p.report.title, "results": [{
             "task": {"type": t["tag"]}, "dataset": {"name": p.data.name, "type": p.data.name, "split": "test"},
             "metrics": t["metrics"]}]}],
@@ -163,13 +218,60 @@ def model_card(facts: dict, p: Params) -> str:
     ]) + "\n"
 
 
+def croissant(facts: dict, p: Params) -> dict:
+    """MLCommons Croissant 1.0 JSON-LD: one FileObject and one RecordSet per split, RAI fields filled."""
+    cur, ing = facts["curate"], facts["ingest"]
+    files = [{"@type": "cr:FileObject", "@id": f"{n}.parquet", "name": f"{n}.parquet",
+              "contentUrl": f"../split/{n}.parquet", "encodingFormat": "application/x-parquet",
+              "sha256": facts["split_sha256"][n]} for n in SPLITS]
+    record_sets = [{"@type": "cr:RecordSet", "@id": n, "name": n, "key": {"@id": f"{n}/record_id"},
+                    "description": f"The {n} split: {facts['splits'][n].height} records.",
+                    "field": [{"@type": "cr:Field", "@id": f"{n}/{col}", "name": col, "dataType": kind,
+                               "source": {"fileObject": {"@id": f"{n}.parquet"}, "extract": {"column": col}}}
+                              for col, kind in CROISSANT_FIELDS.items()]} for n in SPLITS]
+    known = lambda key: getattr(p.report, key) or MISSING.format(key).strip("_")
+    return {
+        "@context": CROISSANT_CONTEXT, "@type": "sc:Dataset", "conformsTo": "http://mlcommons.org/croissant/1.0",
+        "name": p.data.name,
+        "description": f"Curated training data for {p.report.title}: {cur['curated']} of {ing['total']['units']} raw "
+                       f"units, labels: {', '.join(p.data.labels)}. Built by tunebuild (DVC).",
+        "license": [f"https://spdx.org/licenses/{x}.html" if not x.startswith("LicenseRef-") else x
+                    for x in data_licenses(facts)],
+        "creator": {"@type": "sc:Organization", "name": known("owner")},
+        "citeAs": f"{p.data.name}, curated by tunebuild for {p.report.title}",
+        "distribution": files, "recordSet": record_sets,
+        "rai:dataCollection": f"{known('collection')} Sources: " + "; ".join(
+            f"{s.name} ({s.files}, {s.license})" for s in p.data.sources) + ".",
+        "rai:dataCollectionRawData": "; ".join(f"{s}: {v['units']} raw units in {v['files']} files"
+                                               for s, v in ing["sources"].items()),
+        "rai:dataCollectionMissingData": f"{ing['total']['quarantined']} raw units could not be read and are "
+                                         "quarantined with file, line and error (data/ingest/quarantine.parquet).",
+        "rai:dataPreprocessingProtocol": [f"{r}: {n} records rejected" for r, n in cur["rejected_by_rule"].items() if n]
+                                         or ["no record rejected"],
+        "rai:dataManipulationProtocol": "PII replaced by typed placeholders such as [EMAIL] for the types set to "
+                                        "redact: " + ", ".join(f"{t} {v['redacted']}" for t, v in cur["pii"].items()),
+        "rai:dataAnnotationProtocol": [f"labels as given in field {s.label_field} of source {s.name}"
+                                       for s in p.data.sources],
+        "rai:personalSensitiveInformation": [f"{t}: found in {v['found']} records, {v['redacted']} redacted, "
+                                             f"{v['rejected']} rejected" for t, v in cur["pii"].items()],
+        "rai:dataBiases": [f"{n} label counts: " + ", ".join(f"{k} {v}" for k, v in facts["split"][n]["by_label"].items())
+                           for n in SPLITS],
+        "rai:dataUseCases": [known("intended_use"), f"out of scope: {known('out_of_scope_use')}"],
+        "rai:dataLimitations": [f"only the sources listed, under licenses {', '.join(data_licenses(facts))}",
+                                f"{facts['split']['leakage']} validation/test records with a near-duplicate in train"],
+        "rai:dataReleaseMaintenancePlan": f"{known('maintenance')} Rebuilt with `dvc repro`; records are removed on "
+                                          "request with `tunebuild forget` (data.forget).",
+    }
+
+
 def main() -> None:
     p = load_params(Params)
     facts = gather()
     write_text(OUT / "data_card.md", data_card(facts, p))
     write_text(OUT / "model_card.md", model_card(facts, p))
     write_json(OUT / "lineage.json", lineage(facts, p))
-    print(f"report: cards and lineage written to {OUT}/")
+    write_json(OUT / "croissant.json", croissant(facts, p))
+    print(f"report: cards, lineage and Croissant metadata written to {OUT}/")
 
 
 if __name__ == "__main__":

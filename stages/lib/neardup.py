@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import string
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import polars as pl
@@ -19,7 +20,6 @@ SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger on
 
 
 SEPARATORS = [c for c in string.punctuation if c != "_"] + ["\n", "\t", "\r"]
-CHUNK = 50_000  # texts per batch: bounds the memory of word lists and hash buffers
 
 
 def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,20 +34,16 @@ def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray
     hashed = words.list.eval(pl.element().filter(pl.element() != "").hash(seed))
     lengths = hashed.list.len().to_numpy().astype(np.int64)
     flat = hashed.explode().drop_nulls().to_numpy().astype(np.uint64)
-    if n > 1 and len(flat):
-        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        span = len(flat) - (n - 1)
-        grams = flat[:span].copy()
+    if n > 1 and len(flat):  # n-grams in place of words, in order; a text with fewer words keeps its words
+        ends = np.repeat(np.cumsum(lengths), lengths)
+        padded = np.concatenate([flat, np.zeros(n - 1, np.uint64)])
+        grams = flat.copy()
         for k in range(1, n):
-            grams = grams * np.uint64(0x9E3779B97F4A7C15) + flat[k:span + k]
-        inside = (np.arange(span) - starts[:span] + n - 1) < np.repeat(lengths, lengths)[:span]
-        short = lengths < n  # fewer words than n: keep the words themselves
-        keep_word = np.repeat(short, lengths)
-        doc = np.repeat(np.arange(len(lengths)), lengths)
-        tokens = np.concatenate([grams[inside], flat[keep_word]])
-        owner = np.concatenate([doc[:span][inside], doc[keep_word]])
-        order = np.argsort(owner, kind="stable")
-        flat, lengths = tokens[order], np.bincount(owner, minlength=len(lengths)).astype(np.int64)
+            grams = grams * np.uint64(0x9E3779B97F4A7C15) + padded[k:k + len(flat)]
+        short = np.repeat(lengths < n, lengths)
+        keep = short | (np.arange(len(flat)) + n <= ends)
+        flat = np.where(short, flat, grams)[keep]
+        lengths = np.where(lengths < n, lengths, lengths - (n - 1))
     empty = lengths == 0  # a text with no words at all: one constant token
     if empty.any():
         flat = np.insert(flat, np.cumsum(lengths)[empty] - 0, np.uint64(0))
@@ -100,30 +96,31 @@ def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
 
 
-def clusters(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int,
-             seed: int) -> list[tuple[int, float]]:
+def clusters(hashed: Iterable[tuple[np.ndarray, np.ndarray]], texts_at: Callable[[np.ndarray], list[str | None]],
+             threshold: float, num_perm: int, shingle_words: int, seed: int) -> list[tuple[int, float]]:
     """For each text (in priority order), (index of its cluster's first member, similarity to it).
 
-    Union-find over confirmed pairs; the representative of a cluster is its earliest
+    `hashed` yields the texts' token_hashes (flat, offsets), a batch at a time, in order;
+    `texts_at(indices)` returns the few texts that LSH flags, so the texts need not be in
+    memory. Union-find over confirmed pairs; the representative of a cluster is its earliest
     member, so what is kept depends on nothing but the order.
     """
     from rensa import RMinHashLSH
 
-    if not texts:
-        return []
     bands = bands_for(threshold, num_perm)
     lsh = RMinHashLSH(threshold, num_perm, bands)
-    matrices = []
-    for start in range(0, len(texts), CHUNK):  # index every text, a batch at a time
-        flat, offsets = token_hashes(texts[start:start + CHUNK], shingle_words, seed)
+    matrices, total = [], 0
+    for flat, offsets in hashed:
         matrices.append(_matrix(flat, offsets, num_perm, seed))
-        lsh.insert_matrix(matrices[-1], start)
-    flags = [f for m in matrices for f in lsh.query_duplicate_flags_matrix(m)]
+        lsh.insert_matrix(matrices[-1], total)
+        total += len(offsets) - 1
+    flags = np.fromiter((f for m in matrices for f in lsh.query_duplicate_flags_matrix(m)), bool, total)
+    del matrices, lsh
     flagged = np.flatnonzero(flags)
-    out = [(i, 1.0) for i in range(len(texts))]
+    out = [(i, 1.0) for i in range(total)]
     if len(flagged) < 2:
         return out
-    sub = [texts[i] for i in flagged]
+    sub = texts_at(flagged)
     sig = digests(sub, num_perm, shingle_words, seed)
     pairs = candidate_pairs(sig, bands)
     if not len(pairs):

@@ -45,3 +45,26 @@ def test_artifact_not_in_cache(two_revs):
     shutil.rmtree(two_revs / ".dvc" / "cache")
     with pytest.raises(UserError, match="not in the local DVC cache or remote"):
         revs.read_bytes("data/a.parquet", "HEAD~1", two_revs)
+
+
+def test_history_git_text_and_describe(two_revs):
+    shas = sh(two_revs, "git", "log", "--format=%H").stdout.split()
+    assert revs.history("data/a.parquet.dvc", None, two_revs) == shas
+    assert revs.history("data/a.parquet.dvc", "HEAD~1", two_revs) == shas[1:]
+    assert "md5" in revs.git_text("data/a.parquet.dvc", shas[0], two_revs)
+    assert revs.git_text("data/nothing.dvc", shas[0], two_revs) is None
+    assert revs.describe(None, two_revs) == {"rev": "workspace", "commit": shas[0], "uncommitted_changes": False}
+    (two_revs / "data/a.parquet.dvc").write_text("changed\n")
+    assert revs.describe(None, two_revs)["uncommitted_changes"] is True
+    assert revs.describe("HEAD~1", two_revs)["commit"] == shas[1]
+
+
+def test_output_of_a_stage_never_run_is_not_in_the_revision(two_revs):
+    (two_revs / "dvc.yaml").write_text("stages:\n  copy:\n    cmd: cp data/a.parquet data/c.parquet\n"
+                                       "    deps: [data/a.parquet]\n    outs: [data/c.parquet]\n")
+    sh(two_revs, "git", "add", "-A")
+    sh(two_revs, "git", "commit", "-qm", "a stage, not run")
+    assert revs.exists("data/a.parquet", "HEAD", two_revs) and revs.exists("dvc.yaml", "HEAD", two_revs)
+    assert not revs.exists("data/c.parquet", "HEAD", two_revs) and not revs.exists("data/c.parquet", None, two_revs)
+    with pytest.raises(UserError, match="not in git revision 'HEAD'"):
+        revs.read_bytes("data/c.parquet", "HEAD", two_revs)

@@ -2,12 +2,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import polars as pl
 import pytest
 import yaml
 
 from stages.lib.params import load_params
-from stages.report import MISSING, Params, data_card, gather, lineage, model_card, owner_fact, table
+from stages.report import (
+    MISSING,
+    SPLITS,
+    Params,
+    data_card,
+    gather,
+    lineage,
+    model_card,
+    owner_fact,
+    table,
+)
 
 pytestmark = pytest.mark.pipeline
 
@@ -23,8 +35,9 @@ def test_cards_and_lineage_come_from_the_outputs(built_repo):
     p = load_params(Params, built_repo / "params.yaml")
     facts = gather(built_repo / "data")
     card = data_card(facts, p)
+    globs = {s.name: s.files for s in p.data.sources}
     for source, stats in facts["ingest"]["sources"].items():
-        assert f"| {source} | {stats['files']} | {stats['units']} | {stats['quarantined']} |" in card
+        assert f"| {source} | `{globs[source]}` | {stats['files']} | {stats['units']} | {stats['quarantined']} |" in card
     for rule, n in facts["curate"]["rejected_by_rule"].items():
         if n:
             assert f"| {rule} | {n} |" in card
@@ -38,3 +51,42 @@ def test_cards_and_lineage_come_from_the_outputs(built_repo):
     assert set(lin["model"]["files"]) == {f.name for f in (built_repo / "data/train/model").iterdir()}
     with pytest.raises(FileNotFoundError):
         gather(built_repo / "nowhere")
+
+
+DATASHEET_SECTIONS = ["Motivation", "Composition", "Collection process", "Preprocessing, cleaning and labeling",
+                      "Uses", "Distribution", "Maintenance"]
+
+
+def test_data_card_has_every_datasheet_section_and_marks_owner_facts(built_repo):
+    p = load_params(Params, built_repo / "params.yaml")
+    card = data_card(gather(built_repo / "data"), p)
+    headings = [line[3:] for line in card.splitlines() if line.startswith("## ")]
+    assert [h for h in headings if h in DATASHEET_SECTIONS] == DATASHEET_SECTIONS
+    for key in ("motivation", "collection", "maintenance", "owner"):  # null in the smoke config
+        assert MISSING.format(key) in card
+    filled = dataclasses.replace(p, report=dataclasses.replace(p.report, motivation="Route tickets faster."))
+    assert "Why it was made: Route tickets faster." in data_card(gather(built_repo / "data"), filled)
+    splits = pl.concat([pl.read_parquet(built_repo / f"data/split/{n}.parquet").with_columns(split=pl.lit(n))
+                        for n in SPLITS])
+    for (source, license_id), rows in splits.group_by("source", "license"):
+        counts = [rows.filter(pl.col("split") == n).height for n in SPLITS]
+        assert f"| {source} | {license_id} | {' | '.join(map(str, counts))} |" in card
+
+
+def test_croissant_is_valid_and_reads_the_split_files(built_repo):
+    import mlcroissant as mlc
+
+    path = built_repo / "data/report/croissant.json"
+    meta = json.loads(path.read_text())
+    ds = mlc.Dataset(jsonld=path)  # raises ValidationError on any error
+    assert not ds.metadata.ctx.issues.errors
+    assert all("recommended" in w for w in ds.metadata.ctx.issues.warnings)  # datePublished, version: no timestamps
+    for n in SPLITS:
+        frame = pl.read_parquet(built_repo / f"data/split/{n}.parquet")
+        records = list(ds.records(n))  # mlcroissant opens the file and checks its sha256
+        assert [r[f"{n}/record_id"].decode() for r in records] == frame["record_id"].to_list()
+    rai = {k for k in meta if k.startswith("rai:")}
+    assert {"rai:dataCollection", "rai:dataPreprocessingProtocol", "rai:personalSensitiveInformation",
+            "rai:dataUseCases", "rai:dataLimitations", "rai:dataBiases"} <= rai
+    curate = json.loads((built_repo / "data/curate/stats.json").read_text())
+    assert f"phone: found in {curate['pii']['phone']['found']} records" in " ".join(meta["rai:personalSensitiveInformation"])

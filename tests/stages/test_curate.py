@@ -1,9 +1,13 @@
 import dataclasses
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import polars as pl
 import pytest
 
-from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, sft_model)
+from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, curate_parts,
+                           pooled, sft_model)
 from stages.ingest import RECORDS_SCHEMA
 from stages.lib.errors import UserError
 from stages.lib.params import DataParams, ForgetParams, TaskParams
@@ -14,7 +18,8 @@ CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_sym
                   license_allowlist=["CC0-1.0"],
                   pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="keep",
                                 national_id="reject"),
-                  near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0))
+                  near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
+                  chunk_rows=2)  # tiny chunks: duplicates and clusters span chunks
 DATA = DataParams(name="d", raw_dir="data/raw", labels=["billing", "refund"], sources=[], forget=ForgetParams(record_ids=[], patterns=[]))
 P = Params(curate=CP, data=DATA, task=TaskParams(name="classify", chat=None))
 
@@ -108,6 +113,23 @@ def test_kept_copy_is_the_first_by_file_and_line_whatever_the_input_order():
     b = curate(records.reverse(), P)
     assert a[0].equals(b[0]) and a[1].equals(b[1])
     assert a[0].filter(pl.col("text").str.contains("(?i)same"))["line"].to_list() == [1]
+
+
+def test_chunk_size_and_worker_processes_do_not_change_the_result():
+    rows = [(f"ticket number {i % 7} about the order that never came", "refund") for i in range(30)]
+    rows += [("Ticket number 3 about the order that never came", "billing"), ("fine text", "billing"),
+             ("mail me at a.b@example.com please", "refund"), ("card 4111 1111 1111 1111 charged", "billing")]
+    records = frame(rows)
+    one_chunk = curate(records, dataclasses.replace(P, curate=dataclasses.replace(CP, chunk_rows=1000)))
+    tiny_chunks = curate(records, P)
+    chunks = (records.slice(i, 4) for i in range(0, records.height, 4))
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        cur, rej, stats = curate_parts(chunks, P, None, lambda _, df: df.lazy(), None,
+                                       partial(pooled, pool=pool, workers=2))
+    pooled_result = (pl.concat(cur).collect(), pl.concat(rej).collect(), stats)
+    for other in (tiny_chunks, pooled_result):
+        assert one_chunk[0].equals(other[0]) and one_chunk[1].equals(other[1]) and one_chunk[2] == other[2]
+    assert set(one_chunk[1]["rule"]) >= {"duplicate", "label_conflict", "pii_card"}
 
 
 def test_all_clean_and_empty_inputs():

@@ -45,6 +45,7 @@ CURATE = CurateParams(                                                   # conf/
     license_allowlist=["CC-BY-4.0", "CC0-1.0", "LicenseRef-Acme-Internal"],
     pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="redact", national_id="reject"),
     near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
+    chunk_rows=7,  # several chunks per test input
 )
 
 
@@ -307,6 +308,10 @@ CASES = [
          {1: R("pii_national_id")}),
     Case("curate-email-redacted", "jsonl", J(text="mail me at jane.doe@example.com about the refund", label="refund"),
          {1: OK}, texts={1: "mail me at [EMAIL] about the refund"}),
+    Case("curate-phone-in-pairs-redacted", "jsonl", J(text="call me on 01 23 45 67 89 about the refund", label="refund"),
+         {1: OK}, texts={1: "call me on [PHONE] about the refund"}),
+    Case("curate-ip-redacted", "jsonl", J(text="login fails from 203.0.113.7 since monday", label="billing"),
+         {1: OK}, texts={1: "login fails from [IP] since monday"}),
     Case("curate-license-not-allowed", "jsonl", GOOD, {1: R("license")}, source={"license": "CC-BY-NC-4.0"}),
     Case("curate-forget", "jsonl", GOOD + GOOD2, {1: R("forget"), 2: OK}, forget=("I was charged twice this month",),
          texts={1: None}),
