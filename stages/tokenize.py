@@ -72,6 +72,11 @@ def list_column(ids: list[list[int]]) -> pl.Series:
     return lists["input_ids"]
 
 
+def length_stats(lengths: pl.Series) -> dict:
+    return {"rows": len(lengths), "tokens": int(lengths.sum() or 0), "mean_length": round(float(lengths.mean() or 0.0), 3),
+            "max_length": int(lengths.max() or 0)}
+
+
 def tokenize(df: pl.DataFrame, tok: Tokenizer, labels: list[str], chunk_rows: int) -> tuple[pl.DataFrame, dict]:
     """The pure core: records -> (record_id, label, label_id, input_ids), stats."""
     ids: list[list[int]] = []
@@ -87,15 +92,7 @@ def tokenize(df: pl.DataFrame, tok: Tokenizer, labels: list[str], chunk_rows: in
         label_id=pl.col("label").replace_strict(labels, list(range(len(labels))), return_dtype=pl.Int16),
         input_ids=list_column(ids),
     )
-    lengths = out["input_ids"].list.len()
-    stats = {"rows": out.height, "tokens": int(lengths.sum() or 0), "truncated": truncated,
-             "mean_length": round(float(lengths.mean() or 0.0), 3), "max_length": int(lengths.max() or 0)}
-    return out, stats
-
-
-def length_stats(lengths: pl.Series) -> dict:
-    return {"rows": len(lengths), "tokens": int(lengths.sum() or 0), "mean_length": round(float(lengths.mean() or 0.0), 3),
-            "max_length": int(lengths.max() or 0)}
+    return out, length_stats(out["input_ids"].list.len()) | {"truncated": truncated}
 
 
 def tokenize_chat(df: pl.DataFrame, tok, template: str, max_length: int, policy: str) -> tuple[pl.DataFrame, dict]:
