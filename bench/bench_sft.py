@@ -129,7 +129,7 @@ def run_ours(s: Setup, ids, labels) -> dict:
 
 def run_trl(s: Setup, ids, labels, packing: str | None) -> dict:
     from datasets import Dataset
-    from transformers import AutoTokenizer, TrainerCallback
+    from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     model = build(s)
@@ -162,6 +162,7 @@ def run_trl(s: Setup, ids, labels, packing: str | None) -> dict:
                            padding_free=packing == "bfd", dataloader_num_workers=0, seed=0,
                            dataset_num_proc=None, disable_tqdm=True, optim="adamw_torch_fused" if s.cuda else "adamw_torch")
         trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tok, callbacks=[Clock()])
+        trainer.remove_callback(PrinterCallback)  # stdout holds JSON lines only
         collate = trainer.data_collator
 
         def counting(features):
