@@ -162,8 +162,8 @@ def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
 
 
 def check_params(p: Params) -> None:
-    if p.task.name != "classify":
-        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline yet (known: classify)")
+    if p.task.name not in ("classify", "sft"):
+        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline (known: classify, sft)")
     for kind in pii.TYPES:
         if getattr(p.curate.pii, kind) not in PII_ACTIONS:
             raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
@@ -179,6 +179,28 @@ def check_params(p: Params) -> None:
                 re.compile(pattern)
             except re.error as e:
                 raise UserError(f"params.yaml: {name}: '{pattern}' is not a valid regular expression ({e})") from None
+
+
+def sft_records(records: pl.DataFrame) -> pl.DataFrame:
+    """sft: the JSON conversation in `text` (ingest) as `messages`; the rules then see the non-system turns
+    as `text` and the final assistant answer as `label` (two answers to one prompt: label_conflict)."""
+    last = pl.col("messages").list.last().struct
+    turns = pl.col("messages").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
+                                         .struct.field("content")).list.join("\n")
+    return records.with_columns(messages=pl.col("text").str.json_decode(MESSAGES)).with_columns(
+        text=turns, label=pl.when(last.field("role") == "assistant").then(last.field("content")))
+
+
+def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
+    """sft: the PII types kinds[row] redacted inside every message of those rows."""
+    if "messages" not in df.columns or not kinds:
+        return df
+    rows = sorted(kinds)
+    new = [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])} for m in msgs]
+           for i, msgs in zip(rows, df["messages"].gather(rows).to_list())]
+    upd = pl.DataFrame({"_i": rows, "_m": new}, schema={"_i": pl.UInt32, "_m": MESSAGES})
+    return (df.with_row_index("_i").join(upd, on="_i", how="left", maintain_order="left")
+            .with_columns(messages=pl.coalesce("_m", "messages")).drop("_i", "_m"))
 
 
 def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
@@ -319,6 +341,8 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         "too_short": pl.format("text has {} characters, fewer than curate.min_chars={}", n, pl.lit(p.curate.min_chars)),
         "too_long": pl.format("text has {} characters, more than curate.max_chars={}", n, pl.lit(p.curate.max_chars)),
         "unknown_label": pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>")),
+        "role_order": pl.lit("roles must be [system], then user/assistant turns in turn, ending with the assistant"),
+        "empty_content": pl.lit("a message has no content"),
     }
     for name, why in list(schema_reasons.items()) + [(k, v[1]) for k, v in exprs.items()]:
         col = pl.col("_schema_col") if name in schema_reasons else pl.lit(
@@ -426,19 +450,34 @@ def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams
     return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
 
 
+def task_schema(p: Params):
+    """The pandera schema of the task: classify (text, label) or sft (messages)."""
+    if p.task.name == "sft":
+        return sft_model(p.curate.max_chars)
+    return classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
+
+
 def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """The row-local rules on one chunk (PII, the pandera schema, quality rules): adds rule, reason,
     column, pii; returns the chunk, its PII counts and seconds per phase. Runs in worker processes."""
     timings: dict[str, float] = {}
-    schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
+    sft = p.task.name == "sft"
+    if sft:
+        chunk = sft_records(chunk)
+    schema = task_schema(p)
     with phase(timings, "pii"):
         staged, found = redact_for_training(chunk, p)
+        redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
+        staged = redact_messages(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
-        failed = schema_failures(staged.select("record_id", "text", "label"), schema)
+        failed = schema_failures(staged.select("record_id", "messages") if sft else
+                                 staged.select("record_id", "text", "label"), schema)
     with phase(timings, "rules"):
         ruled = apply_rules(staged, failed, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
+        rejected_rows = [i for i in found if ruled["rule"][i] is not None]
+        ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
     return ruled, pii_table, timings
 
 
@@ -460,8 +499,8 @@ def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict |
         reason=pl.coalesce("reason", "d_reason"), cluster=pl.coalesce("cluster", "record_id"))
     forgotten = pl.col("rule") == "forget"
     out = out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
-        text=pl.when(forgotten).then(None).otherwise(pl.col("text")),
-        label=pl.when(forgotten).then(None).otherwise(pl.col("label")))
+        pl.when(forgotten).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("text", "label", "messages") if c in out.columns)
     curated = out.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
     with phase(timings, "pandera"):
         schema.validate(curated)
@@ -477,7 +516,7 @@ def curate_parts(chunks: Iterable[pl.DataFrame], p: Params, ingest_stats: dict |
     text is in memory at a time, plus what dedupe keeps per record (no text).
     """
     check_params(p)
-    schema = classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
+    schema = task_schema(p)
     ruled_parts, metas, pii_tables, offset = [], [], [], 0
     for k, (ruled, pii_table, spent) in enumerate(mapper(functools.partial(rule_chunk, p=p), chunks)):
         for name, seconds in spent.items():

@@ -1,13 +1,23 @@
-"""Evaluate: the tuned model and the untrained-head base, side by side, on one split.
+"""Evaluate: the tuned model and the base, side by side, on one split.
 
 In:  data/tokenize/<evaluate.split>.parquet, data/train/model/, the base model at model.path
-Out: data/evaluate/metrics.json      accuracy and macro-F1 of base and tuned, and the gain
+Out (classify; the base has an untrained head):
+     data/evaluate/metrics.json      accuracy and macro-F1 of base and tuned, and the gain
      data/evaluate/per_class.json    precision, recall, F1 and support per label (base and tuned)
      data/evaluate/confusion.csv     actual,predicted per row (tuned): `dvc plots show` confusion matrix
      data/evaluate/predictions.parquet  record_id, label, predicted, confidence (tuned)
+Out (sft; the same files, for a causal LM):
+     metrics.json       loss and perplexity over the final answers' tokens; when every reference answer
+                        is a JSON object: json_valid and exact_match of greedy answers (base, tuned, gain)
+     per_class.json     per JSON field: share of answers with that field right (base and tuned)
+     confusion.csv      actual,predicted of the first JSON field (tuned; <invalid> when not JSON)
+     predictions.parquet  the greedy samples: record_id, reference, base, tuned (first task.chat.samples
+                        records by record_id, deterministic)
 """
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +27,7 @@ import torch
 
 from stages.lib.errors import UserError, run
 from stages.lib.files import write_bytes, write_json, write_parquet
-from stages.lib.params import DataParams, ModelParams, load_params
+from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
 from stages.lib.classifier import load_base, load_split, predict, quiet_transformers
 
 IN = Path("data/tokenize")
@@ -37,6 +47,7 @@ class Params:
     evaluate: EvaluateParams
     model: ModelParams
     data: DataParams
+    task: TaskParams
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> tuple[dict, dict]:
@@ -72,11 +83,101 @@ def confusion_csv(labels: list[str], y_true: np.ndarray, y_pred: np.ndarray) -> 
     return ("\n".join(lines) + "\n").encode()
 
 
+def as_json(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def json_scores(answers: list[str], references: list[str]) -> tuple[dict, dict]:
+    """JSON validity and exact match overall, and the match rate per field, when every reference is a JSON
+    object (a structured-output dataset); ({}, {}) otherwise."""
+    refs = [as_json(r) for r in references]
+    if not refs or not all(isinstance(r, dict) for r in refs):
+        return {}, {}
+    got = [as_json(a) for a in answers]
+    fields = sorted(set().union(*refs))
+    share = lambda hits: round(sum(hits) / len(refs), 6)  # noqa: E731
+    summary = {"json_valid": share(isinstance(g, dict) for g in got), "exact_match": share(g == r for g, r in zip(got, refs))}
+    per_field = {f: share(isinstance(g, dict) and g.get(f) == r.get(f) for g, r in zip(got, refs)) for f in fields}
+    return summary, per_field
+
+
+@torch.no_grad()
+def generate(model, tok, prompts: list[list[int]], max_new_tokens: int, stop: list[int]) -> list[str]:
+    """Greedy answers, one prompt at a time (no padding: the same bits whatever the batch)."""
+    model.eval()
+    out = []
+    for ids in prompts:
+        x = torch.tensor([ids], device=model.device)
+        y = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens,
+                           do_sample=False, eos_token_id=stop, pad_token_id=stop[0], use_cache=True)
+        out.append(tok.decode(y[0, len(ids):], skip_special_tokens=True).strip())
+    return out
+
+
+def load_tuned_causal(p: Params):
+    from stages.lib import causal
+
+    if (MODEL / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(causal.load_base(p.model), str(MODEL))
+    import transformers
+
+    return transformers.AutoModelForCausalLM.from_pretrained(str(MODEL), use_safetensors=True).to(causal.device())
+
+
+def main_chat(p: Params, path: Path) -> None:
+    """task=sft: loss/perplexity, greedy samples and JSON scores of base and tuned."""
+    from transformers import AutoTokenizer
+
+    from stages.lib import causal, chat
+    from stages.lib.model import resolve_model_path
+
+    if p.task.chat is None:
+        raise UserError("params.yaml: task.chat: required for task sft; use task=sft")
+    df = pl.read_parquet(path).sort("record_id")
+    ids, labels = df["input_ids"].to_list(), df["labels"].to_list()
+    if not ids:
+        raise UserError(f"{path}: no rows to evaluate; check data/tokenize/stats.json")
+    sample = df if p.task.chat.samples < 0 else df.head(p.task.chat.samples)
+    prompts = [x[:n] for x, n in zip(sample["input_ids"].to_list(), sample["prompt_length"].to_list())]
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(p.model.path))
+    stop = [tok.eos_token_id] + [tok.convert_tokens_to_ids(t) for t in chat.END_OF_TURN.values()
+                                 if t in tok.get_vocab() and tok.convert_tokens_to_ids(t) != tok.eos_token_id]
+    refs = sample["completion"].to_list()
+    results, per_field, answers = {}, {}, {}
+    for name, load in (("base", lambda: causal.load_base(p.model)), ("tuned", lambda: load_tuned_causal(p))):
+        torch.manual_seed(p.evaluate.seed)
+        model = load()
+        loss = causal.mean_loss(model, ids, labels, model.config.pad_token_id or 0, p.evaluate.batch_size)
+        answers[name] = generate(model, tok, prompts, p.task.chat.max_new_tokens, stop)
+        scores_, per_field[name] = json_scores(answers[name], refs)
+        results[name] = {"loss": round(loss, 6), "perplexity": round(math.exp(min(loss, 50.0)), 6)} | scores_
+    results["gain"] = {k: round(results["tuned"][k] - results["base"][k], 6) for k in results["tuned"]}
+    first = next(iter(per_field["tuned"]), None)
+    got = [as_json(a) for a in answers["tuned"]]
+    rows = [(str(as_json(r)[first]), str(g[first]) if isinstance(g, dict) and first in g else "<invalid>")
+            for r, g in zip(refs, got)] if first else []
+    write_json(OUT / "metrics.json", results)
+    write_json(OUT / "per_class.json", per_field)
+    write_bytes(OUT / "confusion.csv", ("\n".join(["actual,predicted"] + [f"{a},{b}" for a, b in rows]) + "\n").encode())
+    write_parquet(sample.select("record_id", reference="completion").with_columns(
+        base=pl.Series(answers["base"], dtype=pl.String), tuned=pl.Series(answers["tuned"], dtype=pl.String)),
+        OUT / "predictions.parquet")
+    print(f"evaluate ({p.evaluate.split}, {len(ids)} rows, {sample.height} generated): " + ", ".join(
+        f"{k} {results['base'][k]:.3f} -> {results['tuned'][k]:.3f}" for k in results["tuned"]))
+
+
 def main() -> None:
     p = load_params(Params)
     path = IN / f"{p.evaluate.split}.parquet"
     if p.evaluate.split not in ("validation", "test"):
         raise UserError(f"params.yaml: evaluate.split: '{p.evaluate.split}' is not one of validation, test")
+    if p.task.name == "sft":
+        return main_chat(p, path)
     ids, y = load_split(path)
     if not ids:
         raise UserError(f"{path}: no rows to evaluate; check data/split/stats.json")

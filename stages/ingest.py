@@ -1,7 +1,8 @@
-"""Ingest: raw examples under data/raw/ -> one normalized table, every raw unit accounted for.
+"""Ingest: raw examples under data.raw_dir -> one normalized table, every raw unit accounted for.
 
 In:  the files matched by each source in `data.sources` (JSONL, CSV, Parquet).
 Out: data/ingest/records.parquet     record_id, text, label, group, source, file, line, license
+                                     (sft: `text` is the conversation as JSON messages, stages/lib/chat.py)
      data/ingest/quarantine.parquet  source, file, line, offset, error, raw (units that could not be read)
      data/ingest/stats.json          per source: files, raw units, records, quarantined units
 
@@ -28,12 +29,12 @@ from typing import Iterator
 import orjson
 import polars as pl
 
+from stages.lib import chat
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_path, write_json
 from stages.lib.params import DataParams, SourceParams, check_license, load_params
 from stages.lib.records import record_ids
 
-RAW_DIR = Path("data/raw")
 OUT = Path("data/ingest")
 RAW_EXCERPT = 300
 MAX_JSON_DEPTH = 1024  # orjson's nesting limit
@@ -106,7 +107,7 @@ class JsonFields:
 
     @classmethod
     def of(cls, src: SourceParams) -> "JsonFields":
-        fields = {"text": src.text_field, "label": src.label_field, "group": src.group_field}
+        fields = chat.source_fields(src)
         keys = tuple(k for k in fields.values() if k)
         return cls(codecs.lookup(src.encoding).name == "utf-8", fields, keys, tuple(orjson.dumps(k) for k in keys))
 
@@ -131,7 +132,8 @@ def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: 
         return
     values = []
     for role, name in jf.fields.items():
-        value, err = _as_text(obj.get(name) if name else None, role)
+        value = obj.get(name) if name else None
+        value, err = chat.parse_messages(value) if role == "text" and src.format == "messages" else _as_text(value, role)
         if err:
             parsed.bad.append((n, offset, f"field '{name}' {err}", _excerpt(raw)))
             return
@@ -200,7 +202,7 @@ def read_csv(path: Path, src: SourceParams, chunk_rows: int, max_bytes: int) -> 
             yield Parsed(bad=[(1, None, f"CSV header has no column {missing[0]!r} (columns: {', '.join(header)}); "
                                         "whole file quarantined", _excerpt(",".join(header)))])
             return
-        idx = [header.index(name) if name else None for name in (src.text_field, src.label_field, src.group_field)]
+        idx = [header.index(name) if name in header else None for name in chat.source_fields(src).values()]
         parsed, start = Parsed(), reader.line_num + 1
         while True:
             try:
@@ -235,7 +237,8 @@ def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Par
         yield Parsed(bad=[(0, None, f"unreadable Parquet file: {str(e).splitlines()[0]}; whole file quarantined", "")])
         return
     names = [src.text_field, src.label_field] + ([src.group_field] if src.group_field else [])
-    for name in names:
+    extra = [c for c in chat.optional_columns(src) if c in schema]  # instruction: `input`
+    for name in names + extra:
         if name not in schema:
             yield Parsed(bad=[(0, None, f"Parquet file has no column {name!r} (columns: {', '.join(schema)}); "
                                         "whole file quarantined", "")])
@@ -246,13 +249,14 @@ def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Par
                                         "whole file quarantined", "")])
             return
     try:  # decoding can still fail on a corrupt data page: then the whole file is one quarantined unit
-        df = pl.scan_parquet(path, glob=False).select(pl.col(n).cast(pl.String) for n in names).collect()
+        df = pl.scan_parquet(path, glob=False).select(pl.col(n).cast(pl.String) for n in names + extra).collect()
     except Exception as e:
         yield Parsed(bad=[(0, None, f"unreadable Parquet file: {str(e).splitlines()[0]}; whole file quarantined", "")])
         return
     for start in range(0, max(df.height, 1), chunk_rows):
         part = df.slice(start, chunk_rows)
-        cols = [part[n].to_list() for n in names] + ([] if src.group_field else [[None] * part.height])
+        cols = ([part[n].to_list() for n in names] + ([] if src.group_field else [[None] * part.height])
+                + [part[n].to_list() if n in extra else [None] * part.height for n in chat.optional_columns(src)])
         yield Parsed(rows=[(start + i + 1, *vals) for i, vals in enumerate(zip(*cols))])
 
 
@@ -282,9 +286,14 @@ def read_file(path: Path, src: SourceParams, p: IngestParams) -> Iterator[Parsed
 
 def to_frames(parsed: Parsed, src: SourceParams, file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The pure core: parsed units of one chunk -> (records, quarantine) frames."""
-    lines, texts, labels, groups = (list(c) for c in zip(*parsed.rows)) if parsed.rows else ([], [], [], [])
+    lines, texts, labels, groups, *extra = (list(c) for c in zip(*parsed.rows)) if parsed.rows else ([], [], [], [])
     n = len(lines)
-    records = pl.DataFrame({"record_id": record_ids(texts), "text": texts, "label": labels, "group": groups,
+    if src.format == "text":
+        ids = record_ids(texts)
+    else:  # sft: the row as messages (JSON in `text`); the id hashes the turns before the final answer
+        convs = [chat.conversation(src.format, *row) for row in zip(texts, labels, *(extra or [[None] * n]))]
+        texts, labels, ids = [chat.dumps(c) for c in convs], [None] * n, [chat.conversation_id(c) for c in convs]
+    records = pl.DataFrame({"record_id": ids, "text": texts, "label": labels, "group": groups,
                             "source": [src.name] * n, "file": [file] * n, "line": lines,
                             "license": [src.license] * n}, schema=RECORDS_SCHEMA)
     quarantine = pl.DataFrame([(src.name, file, *unit) for unit in parsed.bad], schema=QUARANTINE_SCHEMA, orient="row")
@@ -306,6 +315,7 @@ def assign_files(raw_dir: Path, sources: list[SourceParams]) -> list[tuple[Path,
             if f.suffix.lower() not in FORMATS:
                 raise UserError(f"{f}: unsupported format '{f.suffix}' (source {src.name}); "
                                 f"use one of {', '.join(sorted(FORMATS))}")
+            chat.check_source(src, FORMATS[f.suffix.lower()], f"data.sources[{i}]")
             if f in owner:
                 raise UserError(f"{f}: claimed by sources '{owner[f].name}' and '{src.name}'; make the globs disjoint")
             owner[f] = src
@@ -314,7 +324,7 @@ def assign_files(raw_dir: Path, sources: list[SourceParams]) -> list[tuple[Path,
     unclaimed = sorted(files - owner.keys() - inside_claimed_dir)
     if unclaimed:
         raise UserError(f"{unclaimed[0]}: no source in data.sources claims this file; add a source "
-                        "for it in conf/data/ (then `tunebuild compose`) or move it out of data/raw/")
+                        f"for it in conf/data/ (then `tunebuild compose`) or move it out of {raw_dir}/")
     return sorted(owner.items(), key=lambda kv: kv[0].as_posix())
 
 
@@ -374,7 +384,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
     try:
-        files = assign_files(RAW_DIR, params.data.sources)
+        files = assign_files(Path(params.data.raw_dir), params.data.sources)
         jobs = [(i, path, src, params.ingest, parts) for i, (path, src) in enumerate(files)]
         size = sum(path.stat().st_size for path, _ in files if path.is_file())
         if size > PARALLEL_BYTES and len(jobs) > 1:

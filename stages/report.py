@@ -24,7 +24,7 @@ import yaml
 from stages.lib.errors import run
 from stages.lib.files import read_json, sha256_file, write_json, write_text
 from stages.lib.markdown import table
-from stages.lib.params import DataParams, ModelParams, TrainParams, load_params
+from stages.lib.params import DataParams, ModelParams, TaskParams, TrainParams, load_params
 
 OUT = Path("data/report")
 SPLITS = ("train", "validation", "test")
@@ -66,6 +66,7 @@ class Params:
     model: ModelParams
     data: DataParams
     train: TrainParams
+    task: TaskParams
 
 
 def owner_fact(p: ReportParams, key: str) -> str:
@@ -154,44 +155,61 @@ def data_card(facts: dict, p: Params) -> str:
         "metadata (MLCommons Croissant): `data/report/croissant.json`.",
         "## Maintenance\n\n" + f"Maintainer: {owner_fact(p.report, 'owner')}. "
         f"Plan: {owner_fact(p.report, 'maintenance')}\n\n"
-        f"`dvc repro` rebuilds it from `data/raw/` and `params.yaml`. Forget list (`data.forget`): "
+        f"`dvc repro` rebuilds it from `{p.data.raw_dir}/` and `params.yaml`. Forget list (`data.forget`): "
         f"{len(forget.record_ids)} record ids, {len(forget.patterns)} patterns; "
         f"{cur['rejected_by_rule'].get('forget', 0)} records removed. Add to it with `tunebuild forget`; "
         "`tunebuild audit` checks that forgotten records are absent downstream.",
     ]) + "\n"
 
 
+def task_card(facts: dict, p: Params) -> dict:
+    """What the model card says that depends on the task: pipeline tag, metrics, description, tables."""
+    m, pc = facts["metrics"], facts["per_class"]
+    if p.task.name == "sft":
+        return {"tag": "text-generation",
+                "metrics": [{"type": k, "value": m["tuned"][k]} for k in ("perplexity", "json_valid", "exact_match")
+                            if k in m["tuned"]],
+                "what": "to answer in chat (loss on the assistant turns only)",
+                "base": "Base = the base model before tuning (the same greedy decoding).",
+                "details": table(["JSON field", "base", "tuned"], [[f, pc["base"][f], v] for f, v in pc["tuned"].items()]),
+                "limits": "answers were checked on the test split only (greedy samples: "
+                          "`data/evaluate/predictions.parquet`); check the field accuracy above before relying on them."}
+    return {"tag": "text-classification",
+            "metrics": [{"type": "accuracy", "value": m["tuned"]["accuracy"]},
+                        {"type": "f1", "name": "macro-F1", "value": m["tuned"]["macro_f1"]}],
+            "what": f"to route support tickets to one of {len(p.data.labels)} labels: {', '.join(p.data.labels)}",
+            "base": "Base = the same model with an untrained classification head.",
+            "details": table(["label", "precision", "recall", "f1", "support"],
+                             [[lab, v["precision"], v["recall"], v["f1"], v["support"]] for lab, v in pc["tuned"].items()]),
+            "limits": "labels outside the taxonomy are never predicted. Check per-class recall above before relying "
+                      "on rare labels."}
+
+
 def model_card(facts: dict, p: Params) -> str:
-    m = facts["metrics"]
+    m, t = facts["metrics"], task_card(facts, p)
     front = {
         "base_model": p.model.name, "license": p.model.license, "library_name": "peft" if p.train.mode == "lora" else "transformers",
-        "pipeline_tag": "text-classification", "datasets": [p.data.name], "metrics": ["accuracy", "f1"],
+        "pipeline_tag": t["tag"], "datasets": [p.data.name], "metrics": [x["type"] for x in t["metrics"]],
         "tags": ["tunebuild", p.train.mode],
         "model-index": [{"name": p.report.title, "results": [{
-            "task": {"type": "text-classification"}, "dataset": {"name": p.data.name, "type": p.data.name, "split": "test"},
-            "metrics": [{"type": "accuracy", "value": m["tuned"]["accuracy"]},
-                        {"type": "f1", "name": "macro-F1", "value": m["tuned"]["macro_f1"]}]}]}],
+            "task": {"type": t["tag"]}, "dataset": {"name": p.data.name, "type": p.data.name, "split": "test"},
+            "metrics": t["metrics"]}]}],
     }
-    eval_rows = [[k, m["base"][k], m["tuned"][k], f"{m['gain'][k]:+.4f}"] for k in ("accuracy", "macro_f1")]
-    pc = facts["per_class"]["tuned"]
-    class_rows = [[lab, v["precision"], v["recall"], v["f1"], v["support"]] for lab, v in pc.items()]
+    eval_rows = [[k, m["base"][k], m["tuned"][k], f"{m['gain'][k]:+.4f}"] for k in m["gain"]]
     hyper = {k: v for k, v in asdict(p.train).items() if v is not None}
     data_rows = [[n, facts["split"][n]["rows"], f"`{facts['split_sha256'][n]}`"] for n in SPLITS]
     return "\n\n".join([
         "---\n" + yaml.safe_dump(front, sort_keys=False).rstrip() + "\n---",
         f"# {p.report.title}",
-        f"Fine-tuned from `{p.model.name}` ({p.train.mode}) to route support tickets to one of "
-        f"{len(p.data.labels)} labels: {', '.join(p.data.labels)}. Owner: {owner_fact(p.report, 'owner')}.",
+        f"Fine-tuned from `{p.model.name}` ({p.train.mode}) {t['what']}. Owner: {owner_fact(p.report, 'owner')}.",
         "## Intended use\n\n" + owner_fact(p.report, "intended_use")
         + "\n\nOut of scope: " + owner_fact(p.report, "out_of_scope_use"),
         "## Training data\n\n" + table(["split", "rows", "sha256"], data_rows)
         + "\n\nRecord-level lineage: `data/report/lineage.json`; data card: `data/report/data_card.md`.",
         "## Training procedure\n\n```yaml\n" + yaml.safe_dump(hyper, sort_keys=True).rstrip() + "\n```",
-        "## Evaluation (test split)\n\nBase = the same model with an untrained classification head.\n\n"
-        + table(["metric", "base", "tuned", "gain"], eval_rows) + "\n\n"
-        + table(["label", "precision", "recall", "f1", "support"], class_rows),
-        "## Limitations\n\nTrained on the sources listed in the data card only; labels outside the taxonomy are "
-        "never predicted. Check per-class recall above before relying on rare labels.",
+        f"## Evaluation (test split)\n\n{t['base']}\n\n"
+        + table(["metric", "base", "tuned", "gain"], eval_rows) + "\n\n" + t["details"],
+        f"## Limitations\n\nTrained on the sources listed in the data card only; {t['limits']}",
     ]) + "\n"
 
 

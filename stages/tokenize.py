@@ -1,11 +1,17 @@
 """Tokenize: split records -> model inputs, with the base model's own tokenizer.
 
 In:  data/split/{train,validation,test}.parquet, the tokenizer.json of model.path
-Out: data/tokenize/{train,validation,test}.parquet  record_id, label, label_id, input_ids
+Out: data/tokenize/{train,validation,test}.parquet
+       classify: record_id, label, label_id, input_ids
+       sft:      record_id, input_ids, labels (-100 but on assistant turns), prompt_length (where the
+                 final answer starts), completion (the final answer's text)
      data/tokenize/stats.json  per split: rows, tokens, truncated rows, mean/max length
+                               (sft: also dropped rows and trained-on tokens)
 
 No padding here (batches are padded to their own longest row in train); texts
-longer than tokenize.max_length tokens are truncated and counted.
+longer than tokenize.max_length tokens are truncated and counted. sft renders
+each conversation with the chat template (stages/lib/chat.py) and applies
+task.chat.truncation: drop the example, or cut the start of its prompt (left).
 """
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ from tokenizers import Tokenizer
 from stages.lib.errors import UserError, run
 from stages.lib.files import write_json, write_parquet
 from stages.lib.model import resolve_model_path
-from stages.lib.params import DataParams, ModelParams, load_params
+from stages.lib import chat
+from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
 
 IN = Path("data/split")
 OUT = Path("data/tokenize")
@@ -38,6 +45,7 @@ class Params:
     tokenize: TokenizeParams
     model: ModelParams
     data: DataParams
+    task: TaskParams
 
 
 def load_tokenizer(model_path: str, max_length: int) -> Tokenizer:
@@ -64,6 +72,11 @@ def list_column(ids: list[list[int]]) -> pl.Series:
     return lists["input_ids"]
 
 
+def length_stats(lengths: pl.Series) -> dict:
+    return {"rows": len(lengths), "tokens": int(lengths.sum() or 0), "mean_length": round(float(lengths.mean() or 0.0), 3),
+            "max_length": int(lengths.max() or 0)}
+
+
 def tokenize(df: pl.DataFrame, tok: Tokenizer, labels: list[str], chunk_rows: int) -> tuple[pl.DataFrame, dict]:
     """The pure core: records -> (record_id, label, label_id, input_ids), stats."""
     ids: list[list[int]] = []
@@ -79,19 +92,55 @@ def tokenize(df: pl.DataFrame, tok: Tokenizer, labels: list[str], chunk_rows: in
         label_id=pl.col("label").replace_strict(labels, list(range(len(labels))), return_dtype=pl.Int16),
         input_ids=list_column(ids),
     )
-    lengths = out["input_ids"].list.len()
-    stats = {"rows": out.height, "tokens": int(lengths.sum() or 0), "truncated": truncated,
-             "mean_length": round(float(lengths.mean() or 0.0), 3), "max_length": int(lengths.max() or 0)}
+    return out, length_stats(out["input_ids"].list.len()) | {"truncated": truncated}
+
+
+def tokenize_chat(df: pl.DataFrame, tok, template: str, max_length: int, policy: str) -> tuple[pl.DataFrame, dict]:
+    """The sft core: conversations -> (record_id, input_ids, labels, prompt_length, completion), stats."""
+    rows, counts = chat.encode(tok, template, df["messages"].to_list(), max_length, policy)
+    keep = [r[0] for r in rows]
+    out = df[keep].select("record_id", input_ids=list_column([r[1] for r in rows]),
+                          labels=pl.Series([r[2] for r in rows], dtype=pl.List(pl.Int32)),
+                          prompt_length=pl.Series([r[3] for r in rows], dtype=pl.Int32),
+                          completion=pl.col("label"))
+    trained = int(out["labels"].list.eval((pl.element() != chat.IGNORE).sum()).list.first().sum() or 0)
+    stats = length_stats(out["input_ids"].list.len()) | {"truncated": counts["truncated"], "dropped": counts["dropped"],
+                                                          "trained_tokens": trained}
     return out, stats
+
+
+def load_chat_tokenizer(p: Params):
+    """The model's tokenizer (transformers) and the chat template it renders with."""
+    from stages.lib.classifier import quiet_transformers
+
+    quiet_transformers()
+    from transformers import AutoTokenizer
+
+    if p.task.chat is None:
+        raise UserError("params.yaml: task.chat: required for task sft (template, truncation, ...); use task=sft")
+    if p.task.chat.truncation not in ("drop", "left"):
+        raise UserError(f"params.yaml: task.chat.truncation: '{p.task.chat.truncation}' is not one of drop, left")
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(p.model.path))
+    if tok.chat_template is None and p.task.chat.template not in chat.TEMPLATES:
+        raise UserError(f"params.yaml: task.chat.template: '{p.task.chat.template}' is not one of "
+                        f"{', '.join(chat.TEMPLATES)} (the tokenizer has no template of its own)")
+    return tok, chat.pick_template(tok, p.task.chat.template)
 
 
 def main() -> None:
     params = load_params(Params)
-    tok = load_tokenizer(params.model.path, params.tokenize.max_length)
+    sft = params.task.name == "sft"
+    if sft:
+        tok, template = load_chat_tokenizer(params)
+    else:
+        tok = load_tokenizer(params.model.path, params.tokenize.max_length)
     stats = {}
     for name in SPLITS:
-        out, stats[name] = tokenize(pl.read_parquet(IN / f"{name}.parquet"), tok, params.data.labels,
-                                    params.tokenize.chunk_rows)
+        df = pl.read_parquet(IN / f"{name}.parquet")
+        if sft:
+            out, stats[name] = tokenize_chat(df, tok, template, params.tokenize.max_length, params.task.chat.truncation)
+        else:
+            out, stats[name] = tokenize(df, tok, params.data.labels, params.tokenize.chunk_rows)
         write_parquet(out, OUT / f"{name}.parquet")
     write_json(OUT / "stats.json", stats)
     print("tokenize: " + ", ".join(f"{k} {v['rows']} rows/{v['tokens']} tokens/{v['truncated']} truncated"

@@ -1,29 +1,40 @@
-"""Train: tokenized train/validation rows -> a fine-tuned sequence classifier.
+"""Train: tokenized train/validation rows -> a fine-tuned sequence classifier (classify) or causal LM (sft).
 
 In:  data/tokenize/train.parquet, data/tokenize/validation.parquet, the base model at model.path
 Out: data/train/model/   LoRA adapter (train.mode=lora, peft) or full model (train.mode=full),
-                         safetensors weights + JSON configs only
+                         safetensors weights + JSON configs only; sft with train.chat.merge and LoRA:
+                         also merged/, the adapter merged into a standalone model (with its tokenizer)
      data/train/live/    dvclive training curve (metrics.json, plots/metrics/**.tsv)
+Scratch: data/train/checkpoint/ (sft) the last resumable checkpoint, removed once the model is saved.
+     It is not a DVC out on purpose: DVC deletes a stage's outs before running it, which would throw
+     away the very checkpoint a rerun after a crash resumes from (a `persist: true` out would survive,
+     but DVC would hash it and record it in dvc.lock, so deleting scratch state would look like a
+     changed result). It holds a fingerprint of the inputs, params and code; a mismatch starts afresh.
 
-The loop is plain PyTorch and deterministic on CPU: fixed seeds, deterministic
-algorithms, length-grouped batches padded to their own longest row.
+The loops are plain PyTorch and deterministic on CPU: fixed seeds, deterministic
+algorithms; classify: length-grouped batches padded to their own longest row;
+sft: stages/lib/causal.py (packing, completion-only loss, checkpoints).
 """
 from __future__ import annotations
 
 import math
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import polars as pl
 import torch
 
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_dir, read_json, write_json
 from stages.lib.classifier import collate, load_base, load_split, predict
-from stages.lib.params import DataParams, ModelParams, TrainParams, load_params
+from stages.lib.model import resolve_model_path
+from stages.lib.params import DataParams, ModelParams, TaskParams, TrainParams, load_params
 
 IN = Path("data/tokenize")
 OUT = Path("data/train")
+CHECKPOINT = OUT / "checkpoint"
 LOG_EVERY = 10
 
 
@@ -32,6 +43,7 @@ class Params:
     train: TrainParams
     model: ModelParams
     data: DataParams
+    task: TaskParams
 
 
 def check(p: TrainParams) -> None:
@@ -41,6 +53,14 @@ def check(p: TrainParams) -> None:
         raise UserError("params.yaml: train.lora: required when train.mode=lora (r, alpha, dropout, target_modules)")
     if p.batch_size < 1 or p.epochs < 1 or p.lr <= 0:
         raise UserError("params.yaml: train.batch_size, train.epochs and train.lr must be positive")
+
+
+def check_chat(p: Params) -> None:
+    if p.train.chat is None:
+        raise UserError("params.yaml: train.chat: required for task sft (grad_accum, packing, ...); "
+                        "pick train=sft_lora or train=sft_full")
+    if p.train.chat.grad_accum < 1 or p.train.chat.pack_length < 1 or p.train.chat.checkpoint_every < 0:
+        raise UserError("params.yaml: train.chat.grad_accum and pack_length must be positive, checkpoint_every >= 0")
 
 
 def build_model(p: Params):
@@ -122,6 +142,11 @@ def save(model, p: Params, path: Path) -> None:
             config = read_json(adapter)
             config["target_modules"] = sorted(config["target_modules"])
             write_json(adapter, config)
+        if p.train.chat is not None and p.train.chat.merge and p.train.mode == "lora":
+            from transformers import AutoTokenizer
+
+            model.merge_and_unload().save_pretrained(tmp / "merged")
+            AutoTokenizer.from_pretrained(resolve_model_path(p.model.path)).save_pretrained(tmp / "merged")
 
 
 def curve_logger(path: Path):
@@ -135,9 +160,47 @@ def curve_logger(path: Path):
     return FilesOnlyLive(str(path), dvcyaml=False, save_dvc_exp=False, report=None)
 
 
+def logger(live):
+    """`log(metrics, step)` into a dvclive Live."""
+    def log(metrics: dict, step: int) -> None:
+        live.step = step
+        for k, v in metrics.items():
+            live.log_metric(k, round(float(v), 6))
+    return log
+
+
+def load_chat_split(path: Path) -> tuple[list[list[int]], list[list[int]]]:
+    df = pl.read_parquet(path, columns=["input_ids", "labels"])
+    return df["input_ids"].to_list(), df["labels"].to_list()
+
+
+def main_chat(p: Params) -> None:
+    """task=sft: the causal-LM loop of stages/lib/causal.py, resumable from data/train/checkpoint/."""
+    from stages.lib import causal
+
+    check_chat(p)
+    inputs = [IN / "train.parquet", IN / "validation.parquet"]
+    train_data, val_data = load_chat_split(inputs[0]), load_chat_split(inputs[1])
+    if not train_data[0]:
+        raise UserError(f"{inputs[0]}: no training rows; check data/tokenize/stats.json (dropped) and data/curate")
+    model = causal.load_base(p.model)
+    torch.manual_seed(p.train.seed)
+    if p.train.mode == "lora":
+        model = causal.with_lora(model, p.train.lora)
+    key = causal.fingerprint(inputs, {"train": asdict(p.train), "model": asdict(p.model)})
+    with curve_logger(OUT / "live") as live:
+        causal.train_chat(model, train_data, val_data, p.train, model.config.pad_token_id or 0, logger(live),
+                          schedule, CHECKPOINT, key)
+    save(model, p, OUT / "model")
+    shutil.rmtree(CHECKPOINT, ignore_errors=True)
+
+
 def main() -> None:
     p = load_params(Params)
     check(p.train)
+    if p.task.name == "sft":
+        torch.use_deterministic_algorithms(not torch.cuda.is_available())
+        return main_chat(p)
     torch.use_deterministic_algorithms(True)
     train_data, val_data = load_split(IN / "train.parquet"), load_split(IN / "validation.parquet")
     if not train_data[0]:
@@ -145,11 +208,7 @@ def main() -> None:
     model = build_model(p)
     pad_id = model.config.pad_token_id or 0
     with curve_logger(OUT / "live") as live:
-        def log(metrics: dict, step: int) -> None:
-            live.step = step
-            for k, v in metrics.items():
-                live.log_metric(k, round(float(v), 6))
-        train(model, train_data, val_data, p.train, pad_id, log)
+        train(model, train_data, val_data, p.train, pad_id, logger(live))
     save(model, p, OUT / "model")
 
 

@@ -18,7 +18,8 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["stages", "conf", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
+PROJECT_FILES = ["stages", "conf", "models", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
+RAW_DIRS = ["data/raw", "data/raw_chat"]  # the classify and the sft demo
 TINY_ROWS = 25
 ENV = {**os.environ, "PYTHONHASHSEED": "random", "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -53,8 +54,8 @@ def head_raw(src: Path, dst: Path, rows: int) -> None:
         dst.write_bytes(b"\n".join(lines) + b"\n")
 
 
-def make_repo(dest: Path, rows: int = TINY_ROWS) -> Path:
-    """A git repo holding the project with a small raw set and the smoke params composed."""
+def make_repo(dest: Path, rows: int = TINY_ROWS, overrides: tuple[str, ...] = ()) -> Path:
+    """A git repo holding the project with a small raw set and the smoke params composed (with overrides)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         src, dst = ROOT / name, dest / name
@@ -63,12 +64,12 @@ def make_repo(dest: Path, rows: int = TINY_ROWS) -> Path:
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dst)
-    for src in sorted((ROOT / "data" / "raw").rglob("*")):
+    for src in sorted(f for d in RAW_DIRS for f in (ROOT / d).rglob("*")):
         if src.is_file():
             head_raw(src, dest / src.relative_to(ROOT), rows)
     sh(dest, "git", "init", "-q", "-b", "main")
     sh(dest, "dvc", "config", "hydra.config_name", "smoke")
-    sh(dest, "tunebuild", "compose", "--config", "smoke")
+    sh(dest, "tunebuild", "compose", "--config", "smoke", *overrides)
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-qm", "tiny project")
     return dest

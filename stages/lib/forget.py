@@ -36,6 +36,11 @@ def data_file(conf: Path, config: str) -> Path:
     if choice is None or not path.is_file():
         raise UserError(f"{conf}/{config}.yaml: selects no data config file (defaults: - data: <name>); "
                         "tunebuild forget edits conf/data/<name>.yaml")
+    import yaml
+
+    picked = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("defaults")
+    if picked and isinstance(picked[0], str):  # a task's default (conf/data/<task>.yaml) names the option
+        path = conf / "data" / f"{picked[0]}.yaml"
     return path
 
 

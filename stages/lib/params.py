@@ -27,8 +27,19 @@ T = TypeVar("T")
 
 
 @dataclass
+class ChatParams:
+    """task.chat (task=sft): how conversations become tokens (tokenize) and answers (evaluate)."""
+
+    template: str                # when the tokenizer has no chat template of its own: chatml | llama3
+    truncation: str              # an example over tokenize.max_length: drop | left (cut the prompt's start)
+    max_new_tokens: int          # evaluate: greedy generation length
+    samples: int                 # evaluate: generate for the first N test records (by record_id); -1: all
+
+
+@dataclass
 class TaskParams:
     name: str
+    chat: Optional[ChatParams]   # null for classify
 
 
 @dataclass
@@ -43,10 +54,11 @@ class SourceParams:
     """One raw source: which files, under which license, and how to read them."""
 
     name: str
-    files: str                   # glob under data/raw/
+    format: str                  # text (classify) | messages | prompt_completion | instruction (sft; see README)
+    files: str                   # glob under data.raw_dir
     license: str                 # SPDX id (or LicenseRef-...)
-    text_field: str
-    label_field: str
+    text_field: str              # text | the messages list | the prompt | the instruction (see `format`)
+    label_field: Optional[str]   # label | null (messages) | the completion | the output
     group_field: Optional[str]   # e.g. a customer or conversation id: one group, one split
     encoding: str                # of JSONL and CSV files
     delimiter: str               # CSV only
@@ -63,6 +75,7 @@ class ForgetParams:
 @dataclass
 class DataParams:
     name: str
+    raw_dir: str                 # every file under it belongs to one source
     labels: list[str]
     sources: list[SourceParams]
     forget: ForgetParams
@@ -74,6 +87,17 @@ class LoraParams:
     alpha: int
     dropout: float
     target_modules: list[str]
+
+
+@dataclass
+class ChatTrainParams:
+    """train.chat (task=sft): the causal-LM loop's own settings."""
+
+    grad_accum: int              # micro-batches per optimizer step
+    packing: bool                # examples packed into rows of pack_length, no attention across examples
+    pack_length: int             # tokens per packed row (at least tokenize.max_length)
+    checkpoint_every: int        # optimizer steps between resumable checkpoints; 0: none
+    merge: bool                  # lora: also write the merged standalone model to data/train/model/merged/
 
 
 @dataclass
@@ -89,6 +113,7 @@ class TrainParams:
     warmup_ratio: float
     seed: int
     lora: Optional[LoraParams]
+    chat: Optional[ChatTrainParams]   # null for classify
 
 
 def check_no_target(node: Any, file: str, where: str = "") -> None:

@@ -20,8 +20,8 @@ CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_sym
                                 national_id="reject"),
                   near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
                   chunk_rows=2)  # tiny chunks: duplicates and clusters span chunks
-DATA = DataParams(name="d", labels=["billing", "refund"], sources=[], forget=ForgetParams(record_ids=[], patterns=[]))
-P = Params(curate=CP, data=DATA, task=TaskParams(name="classify"))
+DATA = DataParams(name="d", raw_dir="data/raw", labels=["billing", "refund"], sources=[], forget=ForgetParams(record_ids=[], patterns=[]))
+P = Params(curate=CP, data=DATA, task=TaskParams(name="classify", chat=None))
 
 
 def frame(rows, license="CC0-1.0"):
@@ -149,7 +149,7 @@ def test_accounting_against_ingest_stats():
 
 
 @pytest.mark.parametrize("change, needle", [
-    (dict(task=TaskParams(name="sft")), "task.name"),
+    (dict(task=TaskParams(name="rank", chat=None)), "task.name"),
     (dict(curate=dataclasses.replace(CP, pii=dataclasses.replace(CP.pii, email="hide"))), "curate.pii.email"),
     (dict(curate=dataclasses.replace(CP, boilerplate=["(unclosed"])), "curate.boilerplate"),
 ])

@@ -11,7 +11,7 @@ IP = IngestParams(max_line_bytes=80, chunk_rows=3)
 
 
 def src(**kw) -> SourceParams:
-    base = dict(name="s", files="s/*", license="CC0-1.0", text_field="text", label_field="label",
+    base = dict(name="s", format="text", files="s/*", license="CC0-1.0", text_field="text", label_field="label",
                 group_field=None, encoding="utf-8", delimiter=",")
     return SourceParams(**(base | kw))
 
@@ -118,7 +118,7 @@ def test_ingest_counts_every_unit(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "a.jsonl").write_text('{"text": "one", "label": "x"}\nnot json\n{"text": "two"}\n')
     (tmp_path / "s" / "dir.jsonl").mkdir()
-    params = Params(ingest=IP, data=DataParams(name="d", labels=["x"], sources=[src()],
+    params = Params(ingest=IP, data=DataParams(name="d", raw_dir="data/raw", labels=["x"], sources=[src()],
                                                forget=ForgetParams(record_ids=[], patterns=[])))
     records, quarantine, stats = ingest_frames(tmp_path, params)
     assert records.height == 2 and quarantine.height == 2

@@ -32,14 +32,14 @@ HEX16 = re.compile(r"^[0-9a-f]{16}$")
 
 
 def src(name: str, fmt: str, **overrides) -> SourceParams:
-    fields = dict(name=name, files=f"{name}/*.{fmt}", license="CC0-1.0", text_field="text", label_field="label",
+    fields = dict(name=name, format="text", files=f"{name}/*.{fmt}", license="CC0-1.0", text_field="text", label_field="label",
                   group_field=None, encoding="utf-8", delimiter=",")
     return SourceParams(**(fields | overrides))
 
 
 def run(files: dict[str, bytes], sources: list[SourceParams], ingest: IngestParams = INGEST, and_curate: bool = True):
     """Write `files` (path under the raw dir -> bytes), ingest and curate them, and check the invariants."""
-    data = DataParams(name="d", labels=LABELS, sources=sources, forget=ForgetParams(record_ids=[], patterns=[]))
+    data = DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=sources, forget=ForgetParams(record_ids=[], patterns=[]))
     with tempfile.TemporaryDirectory() as d:
         raw = Path(d)
         for rel, content in files.items():
@@ -57,7 +57,7 @@ def run(files: dict[str, bytes], sources: list[SourceParams], ingest: IngestPara
         return records, quarantine, stats
 
     curated, rejected, cstats = curate(records, CurateStageParams(curate=CURATE, data=data,
-                                                                  task=TaskParams(name="classify")), stats)
+                                                                  task=TaskParams(name="classify", chat=None)), stats)
     assert isinstance(curated, pl.DataFrame) and isinstance(rejected, pl.DataFrame)
     assert curated.height + rejected.height == records.height
     for s in sources:
@@ -177,9 +177,9 @@ def test_curate_output_does_not_depend_on_row_order(rows, split_at, seed):
              "a/f2.jsonl": b"".join(orjson.dumps({"text": t, "label": lab}) + b"\n" for t, lab in second)}
     records, _, stats, curated, rejected, cstats = run(files, [src("a", "jsonl")])
     assert records.height == len(rows)
-    params = CurateStageParams(curate=CURATE, data=DataParams(name="d", labels=LABELS, sources=[src("a", "jsonl")],
+    params = CurateStageParams(curate=CURATE, data=DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=[src("a", "jsonl")],
                                                               forget=ForgetParams(record_ids=[], patterns=[])),
-                               task=TaskParams(name="classify"))
+                               task=TaskParams(name="classify", chat=None))
     shuffled = records.sample(fraction=1.0, shuffle=True, seed=seed)
     curated2, rejected2, cstats2 = curate(shuffled, params, stats)
     assert curated.equals(curated2)

@@ -50,13 +50,13 @@ CURATE = CurateParams(                                                   # conf/
 
 
 def source(fmt: str, **overrides) -> SourceParams:
-    fields = dict(name="s", files=f"s/*.{fmt}", license="CC0-1.0", text_field="text", label_field="label",
+    fields = dict(name="s", format="text", files=f"s/*.{fmt}", license="CC0-1.0", text_field="text", label_field="label",
                   group_field=None, encoding="utf-8", delimiter=",")
     return SourceParams(**(fields | overrides))
 
 
 def data_params(src: SourceParams, forget_texts=()) -> DataParams:
-    return DataParams(name="support_tickets", labels=LABELS, sources=[src],
+    return DataParams(name="support_tickets", raw_dir="data/raw", labels=LABELS, sources=[src],
                       forget=ForgetParams(record_ids=[record_id(t) for t in forget_texts], patterns=[]))
 
 
@@ -336,7 +336,7 @@ def run_case(case: Case, tmp_path: Path, ingest: IngestParams = INGEST):
     data = data_params(src, case.forget)
     records, quarantine, stats = ingest_frames(raw, IngestStageParams(ingest=ingest, data=data))
     curated, rejected, cstats = curate(records, CurateStageParams(curate=CURATE, data=data,
-                                                                  task=TaskParams(name="classify")), stats)
+                                                                  task=TaskParams(name="classify", chat=None)), stats)
     return records, quarantine, stats, curated, rejected, cstats
 
 
