@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 
-import pandera.polars as pa
 import numpy as np
+import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
@@ -467,8 +467,9 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
     schema = task_schema(p)
     with phase(timings, "pii"):
         staged, found = redact_for_training(chunk, p)
-        redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
-        staged = redact_messages(staged, {i: redact for i in found})
+        if sft:
+            redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
+            staged = redact_messages(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
         failed = schema_failures(staged.select("record_id", "messages") if sft else
                                  staged.select("record_id", "text", "label"), schema)
@@ -476,8 +477,9 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
         ruled = apply_rules(staged, failed, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
-        rejected_rows = [i for i in found if ruled["rule"][i] is not None]
-        ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
+        if sft:
+            rejected_rows = [i for i in found if ruled["rule"][i] is not None]
+            ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
     return ruled, pii_table, timings
 
 
