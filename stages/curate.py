@@ -401,17 +401,17 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
     return out, table
 
 
-def survivor_hashes(part: pl.LazyFrame, rows: pl.Series, shingle_words: int, seed: int):
-    """neardup.token_hashes of the texts in `part` whose _i is in `rows` (runs in worker processes)."""
+def survivor_band_keys(part: pl.LazyFrame, rows: pl.Series, p: NearDuplicateParams) -> np.ndarray:
+    """neardup.band_keys of the texts in `part` whose _i is in `rows` (runs in worker processes)."""
     texts = part.filter(pl.col("_i").is_in(rows.implode())).select("text").collect()["text"].to_list()
-    return neardup.token_hashes(texts, shingle_words, seed)
+    return neardup.band_keys(texts, p.num_perm, p.shingle_words, p.seed, neardup.bands_for(p.threshold, p.num_perm))
 
 
 def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams, mapper: Callable = map) -> pl.DataFrame:
     """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
 
     `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
-    (file, line) order; `parts` hold the texts (with _i), in the same order; `mapper` hashes them.
+    (file, line) order; `parts` hold the texts (with _i), in the same order; `mapper` computes their LSH band keys.
     Returns, per row this step rejects or clusters: _i, d_rule, d_column, d_reason, cluster.
     """
     alive = pl.col("rule").is_null()
@@ -438,8 +438,8 @@ def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams
         wanted = rows.gather(positions).implode()
         return [t for part in parts for t in part.filter(pl.col("_i").is_in(wanted)).select("text").collect()["text"]]
 
-    hashed = mapper(functools.partial(survivor_hashes, rows=rows, shingle_words=p.shingle_words, seed=p.seed), parts)
-    rep, sim = neardup.clusters(hashed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
+    keyed = mapper(functools.partial(survivor_band_keys, rows=rows, p=p), parts)
+    rep, sim = neardup.clusters(keyed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
     hit = np.flatnonzero(rep != np.arange(len(rep))) if p.action == "reject" else np.zeros(0, np.int64)
     where = survivors["where"].gather(rep[hit]).to_list()
     marks = survivors.select("_i", cluster=pl.col("record_id").gather(rep)).join(pl.DataFrame({

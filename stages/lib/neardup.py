@@ -4,8 +4,8 @@ Texts are lower-cased and cut into words (polars), word n-grams are hashed
 (polars), and rensa computes the MinHash signatures from the flat hash buffer.
 LSH banding finds candidate pairs; a pair counts when the share of equal
 signature values (the Jaccard estimate) reaches the threshold. No Python loop
-runs over all texts: at scale, rensa's own LSH first flags the rows that share
-a band with any other row, and only those are compared.
+runs over all texts: at scale, each text keeps one u64 key per band, the texts
+that share a key with another are flagged, and only those are compared.
 """
 from __future__ import annotations
 
@@ -101,26 +101,32 @@ def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
 
 
-def clusters(hashed: Iterable[tuple[np.ndarray, np.ndarray]], texts_at: Callable[[np.ndarray], list[str | None]],
+def band_keys(texts: list[str | None], num_perm: int, shingle_words: int, seed: int, bands: int) -> np.ndarray:
+    """One u64 key per LSH band of each text's MinHash signature (equal bands give equal keys)."""
+    sig = digests(texts, num_perm, shingle_words, seed).astype(np.uint64).reshape(len(texts), bands, num_perm // bands)
+    keys = np.zeros((len(texts), bands), np.uint64)
+    for k in range(sig.shape[2]):
+        keys = keys * np.uint64(0x9E3779B97F4A7C15) + sig[:, :, k]
+    return keys
+
+
+def clusters(keyed: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[str | None]],
              threshold: float, num_perm: int, shingle_words: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """For each text (in priority order): the index of its cluster's first member, and the similarity to it.
 
-    `hashed` yields the texts' token_hashes (flat, offsets), a batch at a time, in order;
-    `texts_at(indices)` returns the few texts that LSH flags, so the texts need not be in
-    memory. Union-find over confirmed pairs; the representative of a cluster is its earliest
-    member, so what is kept depends on nothing but the order.
+    `keyed` yields the texts' band_keys (for bands_for(threshold, num_perm)), a batch at a time,
+    in order: 8 bytes per band and text is all that is kept of every text. A text that shares a
+    band key with another is flagged; `texts_at(indices)` returns the flagged texts, whose
+    signatures are compared. Union-find over confirmed pairs; the representative of a cluster
+    is its earliest member, so what is kept depends on nothing but the order.
     """
-    from rensa import RMinHashLSH
-
     bands = bands_for(threshold, num_perm)
-    lsh = RMinHashLSH(threshold, num_perm, bands)
-    matrices, total = [], 0
-    for flat, offsets in hashed:
-        matrices.append(_matrix(flat, offsets, num_perm, seed))
-        lsh.insert_matrix(matrices[-1], total)
-        total += len(offsets) - 1
-    flags = np.fromiter((f for m in matrices for f in lsh.query_duplicate_flags_matrix(m)), bool, total)
-    del matrices, lsh
+    keys = np.concatenate([np.zeros((0, bands), np.uint64), *keyed])
+    total = len(keys)
+    flags = np.zeros(total, bool)
+    for b in range(bands):
+        flags |= pl.Series(keys[:, b]).is_duplicated().to_numpy()
+    del keys
     flagged = np.flatnonzero(flags)
     rep, sim = np.arange(total, dtype=np.int64), np.ones(total)
     if len(flagged) < 2:
