@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 DIGEST_BATCH = 10_000  # texts per signature batch in `digests`
+MIX = np.uint64(0x9E3779B97F4A7C15)  # combines u64 hashes (n-grams from words, band keys from signature values)
 SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
 
 
@@ -40,14 +41,14 @@ def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray
         padded = np.concatenate([flat, np.zeros(n - 1, np.uint64)])
         grams = flat.copy()
         for k in range(1, n):
-            grams = grams * np.uint64(0x9E3779B97F4A7C15) + padded[k:k + len(flat)]
+            grams = grams * MIX + padded[k:k + len(flat)]
         short = np.repeat(lengths < n, lengths)
         keep = short | (np.arange(len(flat)) + n <= ends)
         flat = np.where(short, flat, grams)[keep]
         lengths = np.where(lengths < n, lengths, lengths - (n - 1))
     empty = lengths == 0  # a text with no words at all: one constant token
     if empty.any():
-        flat = np.insert(flat, np.cumsum(lengths)[empty] - 0, np.uint64(0))
+        flat = np.insert(flat, np.cumsum(lengths)[empty], np.uint64(0))
         lengths = np.where(empty, 1, lengths)
     offsets = np.concatenate([np.zeros(1, np.uint64), np.cumsum(lengths).astype(np.uint64)])
     return flat, offsets
@@ -106,7 +107,7 @@ def band_keys(texts: list[str | None], num_perm: int, shingle_words: int, seed: 
     sig = digests(texts, num_perm, shingle_words, seed).astype(np.uint64).reshape(len(texts), bands, num_perm // bands)
     keys = np.zeros((len(texts), bands), np.uint64)
     for k in range(sig.shape[2]):
-        keys = keys * np.uint64(0x9E3779B97F4A7C15) + sig[:, :, k]
+        keys = keys * MIX + sig[:, :, k]
     return keys
 
 
