@@ -28,7 +28,7 @@ import string
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 
@@ -225,11 +225,11 @@ def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
 
 def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
     """The non-schema rules: name -> (fails, reason), as polars expressions over a record
-    (with the `_words` and `_max_run` columns that apply_rules adds)."""
+    (with the `_words`, `_spaces` and `_max_run` columns that apply_rules adds)."""
     c = p.curate
     text = pl.col("text").fill_null("")
     words = pl.col("_words")  # computed once by apply_rules (used by two rules)
-    visible = text.str.len_chars() - text.str.count_matches(r"\s")  # whitespace is rarer: fewer matches
+    visible = text.str.len_chars() - pl.col("_spaces")
     symbols = text.str.count_matches(r"[^\w\s]")
     letters = text.str.count_matches(r"[^\W\d_]")
     scripts = "".join(rf"\p{{{s}}}" for s in c.scripts)
@@ -260,6 +260,27 @@ def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
     }
 
 
+def spaces_and_words(texts: pl.Series) -> pl.DataFrame:
+    """Per text, `_spaces` (whitespace characters) and `_words` (runs of non-whitespace).
+
+    Most texts are ASCII words with one space between them: there a literal count of spaces
+    (a fast byte scan) gives both; regular expressions count the others.
+    """
+    text = pl.col("text")
+    df = pl.DataFrame({"text": texts.fill_null("")}).with_row_index("_row")
+    plain = ~(not_ascii(text) | text.str.contains(r"[\t-\r]") | text.str.contains("  ", literal=True)
+              | text.str.starts_with(" ") | text.str.ends_with(" "))  # separate tests: each a fast scan
+    fast = df.filter(plain).select("_row", _spaces=text.str.count_matches(" ", literal=True), _empty=text == "").select(
+        "_row", "_spaces", _words=pl.when("_empty").then(0).otherwise(pl.col("_spaces") + 1))
+    slow = df.filter(~plain).select("_row", _spaces=text.str.count_matches(r"\s"), _words=text.str.count_matches(r"\S+"))
+    return pl.concat([fast, slow]).sort("_row").select(pl.col("_spaces", "_words").cast(pl.Int64))
+
+
+def not_ascii(text):
+    """Texts (a polars Series or Expr) with a non-ASCII character: more UTF-8 bytes than characters."""
+    return text.str.len_bytes() != text.str.len_chars()
+
+
 def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
     """Longest run of one repeated character, for texts with a run over `limit` (else 0).
 
@@ -269,7 +290,7 @@ def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
     """
     filled = texts.fill_null("")
     ascii_runs = "|".join(re.escape(c) + f"{{{limit + 1},}}" for c in string.printable)
-    candidate = (filled.str.contains(ascii_runs) | filled.str.contains(r"[^\x00-\x7F]")).to_list()
+    candidate = (filled.str.contains(ascii_runs) | not_ascii(filled)).to_list()
     run_re = re.compile(rf"(.)\1{{{limit},}}", re.DOTALL)
     out = [0] * len(candidate)
     for i in (i for i, c in enumerate(candidate) if c):
@@ -284,9 +305,9 @@ def find_pii(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]
     Each type's prefilter runs in polars over all rows; its pattern only on the rows that matched.
     """
     text = pl.col("text").fill_null("")
-    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text",
-                      *(text.str.contains(pat).alias(k) for k, pat in pii.PREFILTERS.items()))
-            .filter(pl.any_horizontal(*pii.PREFILTERS)))
+    any_type = "|".join(f"(?:{pat})" for pat in pii.PREFILTERS.values())  # one pass over all rows, then per type
+    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text").filter(text.str.contains(any_type))
+            .with_columns(text.str.contains(pat).alias(k) for k, pat in pii.PREFILTERS.items()))
     found = {}
     for i, t, *flags in hits.iter_rows():
         spans = pii.find(t, [k for k, hit in zip(pii.PREFILTERS, flags) if hit])
@@ -316,14 +337,14 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
     `failed` holds the schema failures (schema_failures) of the same rows.
     """
     exprs = rule_exprs(p)
-    df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
-                                                 _max_run=max_char_run(df["text"], p.curate.max_char_run),
-                                                 _words=pl.col("text").fill_null("").str.count_matches(r"\S+"))
+    df = pl.concat([df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
+                                                            _max_run=max_char_run(df["text"], p.curate.max_char_run)),
+                    spaces_and_words(df["text"])], how="horizontal")
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
     # Each rule's test runs once; the costly charset test only on texts that are not plain ASCII.
     cheap = [name for name in ["forget", "license"] + QUALITY_RULES if name != "charset"]
     flags = df.select("index", *(exprs[name][0].fill_null(False).alias(name) for name in cheap))
-    non_ascii = df.filter(pl.col("text").fill_null("").str.contains(r"[^\x00-\x7F]"))
+    non_ascii = df.filter(not_ascii(pl.col("text").fill_null("")))
     flags = flags.join(non_ascii.select("index", charset=exprs["charset"][0].fill_null(False)), on="index",
                        how="left").with_columns(pl.col("charset").fill_null(False))
     order = ["forget", "license", "_schema"] + QUALITY_RULES
@@ -351,7 +372,7 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         column = pl.when(pl.col("rule") == name).then(col).otherwise(column)
     failing = df.filter(pl.col("rule").is_not_null()).select("index", _reason=reason, _column=column)
     df = df.join(failing, on="index", how="left").rename({"_reason": "reason", "_column": "column"})
-    return df.drop("index", "_max_run", "_words", "_schema_rule", "_schema_col")
+    return df.drop("index", "_max_run", "_words", "_spaces", "_schema_rule", "_schema_col")
 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
@@ -401,52 +422,43 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
     return out, table
 
 
-def survivor_band_keys(part: pl.LazyFrame, rows: pl.Series, p: NearDuplicateParams) -> np.ndarray:
-    """neardup.band_keys of the texts in `part` whose _i is in `rows` (runs in worker processes)."""
-    texts = part.filter(pl.col("_i").is_in(rows.implode())).select("text").collect()["text"].to_list()
-    return neardup.band_keys(texts, p.num_perm, p.shingle_words, p.seed, neardup.bands_for(p.threshold, p.num_perm))
-
-
-def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams, mapper: Callable = map) -> pl.DataFrame:
+def dedupe(meta: pl.DataFrame, keys: np.ndarray, parts: "Parts", p: NearDuplicateParams) -> pl.DataFrame:
     """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
 
     `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
-    (file, line) order; `parts` hold the texts (with _i), in the same order; `mapper` computes their LSH band keys.
-    Returns, per row this step rejects or clusters: _i, d_rule, d_column, d_reason, cluster.
+    (file, line) order; `keys` the LSH band keys of its rows with no rule yet, in the same order
+    (rules_pass); `parts` holds the texts (ruled-*). Returns, per row this step rejects or
+    clusters: _i, d_rule, d_column, d_reason, cluster.
     """
-    alive = pl.col("rule").is_null()
-    ranked = meta.with_columns(
-        n_labels=pl.col("label").filter(alive).n_unique().over("record_id"),
-        labels=pl.col("label").filter(alive).unique().sort().str.join(", ").over("record_id"),
-        copy=alive.cast(pl.Int64).cum_sum().over("record_id") - 1,
-        first=pl.format("{}:{}", pl.col("file"), pl.col("line")).filter(alive).first().over("record_id"),
-        copies=alive.sum().over("record_id"),
+    live = meta.filter(pl.col("rule").is_null())
+    copies = live.filter(pl.col("record_id").is_duplicated())  # the few texts with 2+ live copies
+    ranked = copies.with_columns(
+        n_labels=pl.col("label").n_unique().over("record_id"),
+        labels=pl.col("label").unique().sort().str.join(", ").over("record_id"),
+        copy=pl.int_range(pl.len()).over("record_id"),
+        first=pl.format("{}:{}", pl.col("file"), pl.col("line")).first().over("record_id"),
+        copies=pl.len().over("record_id"),
     )
-    conflict = alive & (pl.col("n_labels") > 1)
-    dup = alive & ~conflict & (pl.col("copy") > 0)
-    exact = ranked.filter(conflict | dup).select(
+    conflict = pl.col("n_labels") > 1
+    exact = ranked.filter(conflict | (pl.col("copy") > 0)).select(
         "_i",
         d_rule=pl.when(conflict).then(pl.lit("label_conflict")).otherwise(pl.lit("duplicate")),
         d_column=pl.when(conflict).then(pl.lit("label")).otherwise(pl.lit("text")),
         d_reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the "
                                                   "source", pl.col("copies"), pl.col("labels")))
         .otherwise(pl.format("duplicate of {}", pl.col("first"))))
-    survivors = ranked.filter(alive & ~conflict & ~dup).select("_i", "record_id", where=pl.format("{}:{}", "file", "line"))
+    survivors = live.filter(~pl.col("_i").is_in(exact["_i"].implode())).select(
+        "_i", "record_id", where=pl.format("{}:{}", "file", "line"))
     rows = survivors["_i"]
-
-    def texts_at(positions) -> list[str]:
-        wanted = rows.gather(positions).implode()
-        return [t for part in parts for t in part.filter(pl.col("_i").is_in(wanted)).select("text").collect()["text"]]
-
-    keyed = mapper(functools.partial(survivor_band_keys, rows=rows, p=p), parts)
-    rep, sim = neardup.clusters(keyed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
+    keyed = keys[np.searchsorted(live["_i"].to_numpy(), rows.to_numpy())]
+    rep, sim = neardup.clusters([keyed], lambda positions: parts.texts(rows.gather(positions)), p.threshold,
+                                p.num_perm, p.shingle_words, p.seed)
     hit = np.flatnonzero(rep != np.arange(len(rep))) if p.action == "reject" else np.zeros(0, np.int64)
     where = survivors["where"].gather(rep[hit]).to_list()
     marks = survivors.select("_i", cluster=pl.col("record_id").gather(rep)).join(pl.DataFrame({
         "_i": rows.gather(hit), "d_rule": ["near_duplicate"] * len(hit), "d_column": ["text"] * len(hit),
         "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" for w, s in zip(where, sim[hit].tolist())],
-    }, schema={"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}),
-        on="_i", how="left", maintain_order="left").select("_i", "d_rule", "d_column", "d_reason", "cluster")
+    }, schema=DECISIONS), on="_i", how="left", maintain_order="left").select(*DECISIONS, "cluster")
     return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
 
 
@@ -494,6 +506,80 @@ def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, workers: in
         yield pending.popleft().result()
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The records, a chunk of `chunk_rows` at a time, and the frames curate keeps per chunk between
+    its passes: parquet files in `scratch` (the stage: worker processes read and write them) or,
+    with no scratch, a dict in this process (tests, small data)."""
+    records: Path | pl.DataFrame  # in (file, line) order
+    chunk_rows: int
+    scratch: Path | None = None
+    memory: dict = field(default_factory=dict, compare=False)
+
+    def _scan(self) -> pl.LazyFrame:
+        return self.records.lazy() if isinstance(self.records, pl.DataFrame) else pl.scan_parquet(self.records)
+
+    def count(self) -> int:
+        """Chunks (at least one, so that empty input still yields its empty outputs)."""
+        return max(1, -(-self._scan().select(pl.len()).collect().item() // self.chunk_rows))
+
+    def chunk(self, k: int) -> pl.DataFrame:
+        return self._scan().slice(k * self.chunk_rows, self.chunk_rows).collect()
+
+    def put(self, name: str, df: pl.DataFrame) -> None:
+        if self.scratch is None:
+            self.memory[name] = df
+        else:  # scratch: fast to write and read back; the outputs are compressed once, at the end
+            df.write_parquet(self.scratch / f"{name}.parquet", compression="lz4", statistics=False)
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        return self.memory[name].lazy() if self.scratch is None else pl.scan_parquet(self.scratch / f"{name}.parquet")
+
+    def drop(self, name: str) -> None:
+        if self.scratch is None:
+            del self.memory[name]
+        else:
+            (self.scratch / f"{name}.parquet").unlink()
+
+    def texts(self, rows: pl.Series) -> list[str | None]:
+        """The texts of rows `_i` (sorted) from the ruled chunks."""
+        chunks = (rows // self.chunk_rows).unique().sort().to_list()
+        wanted = rows.implode()
+        return [t for k in chunks for t in self.scan(f"ruled-{k:06d}").filter(pl.col("_i").is_in(wanted))
+                .select("text").collect()["text"]]
+
+
+META = ("_i", "record_id", "label", "file", "line", "source", "rule")
+DECISIONS = {"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}
+
+
+def rules_pass(k: int, parts: Parts, p: Params) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dict]:
+    """Pass 1 on chunk k (in a worker process): the row-local rules, then the LSH band keys of the rows
+    they let through. Keeps the ruled chunk in `parts` (as ruled-k) and returns what dedupe needs of
+    it: its rows without text (META), their band keys, its PII counts and the seconds per phase."""
+    ruled, pii_table, timings = rule_chunk(parts.chunk(k), p)
+    start = k * parts.chunk_rows
+    ruled = ruled.with_columns(_i=pl.int_range(start, start + ruled.height, dtype=pl.Int64))
+    nd = p.curate.near_duplicates
+    with phase(timings, "dedupe"):
+        keys = neardup.band_keys(ruled.filter(pl.col("rule").is_null())["text"].to_list(), nd.num_perm,
+                                 nd.shingle_words, nd.seed, neardup.bands_for(nd.threshold, nd.num_perm))
+    parts.put(f"ruled-{k:06d}", ruled)
+    return ruled.select(META), keys, pii_table, timings
+
+
+def decide_pass(job: tuple[int, pl.DataFrame], parts: Parts, p: Params) -> dict:
+    """Pass 2 on chunk k (in a worker process): its dedupe decisions applied (`decide`); keeps
+    curated-k and rejected-k in `parts` in place of ruled-k. Returns the seconds per phase."""
+    k, decisions = job
+    timings: dict[str, float] = {}
+    curated, rejected = decide(parts.scan(f"ruled-{k:06d}").collect(), decisions, task_schema(p), timings)
+    parts.put(f"curated-{k:06d}", curated)
+    parts.put(f"rejected-{k:06d}", rejected)
+    parts.drop(f"ruled-{k:06d}")
+    return timings
+
+
 def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One chunk's final (curated, rejected): the dedupe decisions applied, forgotten text blanked."""
     out = ruled.join(decisions, on="_i", how="left", maintain_order="left").with_columns(
@@ -509,55 +595,50 @@ def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict |
     return curated, out.filter(pl.col("rule").is_not_null()).drop("cluster")
 
 
-def curate_parts(chunks: Iterable[pl.DataFrame], p: Params, ingest_stats: dict | None, store: Callable,
-                 timings: dict | None = None, mapper: Callable = map) -> tuple[list, list, dict]:
-    """The core, a chunk at a time: records in (file, line) order -> (curated parts, rejected parts, stats).
+def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: dict | None = None,
+                 mapper: Callable = map) -> tuple[int, dict]:
+    """The core, a chunk at a time: records in (file, line) order -> curated-k and rejected-k in `parts`
+    for each chunk k; returns the chunk count and the stats.
 
-    `store(name, frame)` keeps a frame (in memory or as a parquet part) and returns it as a LazyFrame;
-    `mapper` runs rule_chunk over the chunks (map, or pooled across processes). Only a few chunks'
+    `mapper` runs the passes over the chunks (map, or pooled across processes). Only a few chunks'
     text is in memory at a time, plus what dedupe keeps per record (no text).
     """
     check_params(p)
-    schema = task_schema(p)
-    ruled_parts, metas, pii_tables, offset = [], [], [], 0
-    for k, (ruled, pii_table, spent) in enumerate(mapper(functools.partial(rule_chunk, p=p), chunks)):
+    metas, keys, pii_tables = [], [np.zeros((0, neardup.bands_for(p.curate.near_duplicates.threshold,
+                                                                  p.curate.near_duplicates.num_perm)), np.uint64)], []
+    n = parts.count()
+    for meta, chunk_keys, pii_table, spent in mapper(functools.partial(rules_pass, parts=parts, p=p), range(n)):
         for name, seconds in spent.items():
             add_time(timings, name, seconds)
-        ruled = ruled.with_columns(_i=pl.int_range(offset, offset + ruled.height, dtype=pl.Int64))
-        offset += ruled.height
-        metas.append(ruled.select("_i", "record_id", "label", "file", "line", "source", "rule"))
-        pii_tables.append(pii_table)
-        ruled_parts.append(store(f"ruled-{k:06d}", ruled))
-    meta = pl.concat(metas) if metas else pl.DataFrame(schema={"_i": pl.Int64, **{c: pl.String for c in (
-        "record_id", "label", "file")}, "line": pl.Int64, "source": pl.String, "rule": pl.String})
+        metas.append(meta), keys.append(chunk_keys), pii_tables.append(pii_table)  # noqa: E401
+    meta = pl.concat(metas)
     order = meta.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True)).to_series()
     if not order.equals(pl.int_range(meta.height, eager=True).alias(order.name)):
         raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
 
     with phase(timings, "dedupe"):
-        decisions = dedupe(meta, ruled_parts, p.curate.near_duplicates, mapper)
-    curated, rejected = [], []
-    for k, part in enumerate(ruled_parts):
-        cur, rej = decide(part.collect(), decisions, schema, timings)
-        curated.append(store(f"curated-{k:06d}", cur))
-        rejected.append(store(f"rejected-{k:06d}", rej))
+        decisions = dedupe(meta, np.concatenate(keys), parts, p.curate.near_duplicates)
+    by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
+    empty = pl.DataFrame(schema=decisions.schema)
+    jobs = ((k, by_chunk.get((k,), empty)) for k in range(n))
+    for spent in mapper(functools.partial(decide_pass, parts=parts, p=p), jobs):
+        for name, seconds in spent.items():
+            add_time(timings, name, seconds)
     outcome = meta.join(decisions, on="_i", how="left").with_columns(
         rule=pl.coalesce("rule", "d_rule"), cluster=pl.coalesce("cluster", "record_id"))
-    pii_table = (pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type") if pii_tables
-                 else pl.DataFrame(schema=PII_TABLE))
+    pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
     stats = curate_stats(meta, outcome.filter(pl.col("rule").is_null()), outcome.filter(pl.col("rule").is_not_null()),
                          pii_table, ingest_stats)
-    return curated, rejected, stats
+    return n, stats
 
 
 def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
            timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """In memory (tests, small data): ingested records -> (curated, rejected, stats), both in (file, line) order."""
-    records = records.sort("file", "line", maintain_order=True)
-    n = p.curate.chunk_rows
-    chunks = (records.slice(i, n) for i in range(0, max(records.height, 1), n))
-    curated, rejected, stats = curate_parts(chunks, p, ingest_stats, lambda _, df: df.lazy(), timings)
-    return pl.concat(curated).collect(), pl.concat(rejected).collect(), stats
+    parts = Parts(records.sort("file", "line", maintain_order=True), p.curate.chunk_rows)
+    n, stats = curate_parts(parts, p, ingest_stats, timings)
+    return (*(pl.concat(parts.memory[f"{name}-{k:06d}"] for k in range(n)) for name in ("curated", "rejected")),
+            stats)
 
 
 def _counts(df: pl.DataFrame, col: str) -> dict[str, int]:
@@ -599,27 +680,22 @@ def main() -> None:
     params = load_params(Params)
     timings: dict[str, float] = {}
     OUT.mkdir(parents=True, exist_ok=True)
-    parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
-
-    def store(name: str, df: pl.DataFrame) -> pl.LazyFrame:
-        df.write_parquet(parts / f"{name}.parquet")
-        return pl.scan_parquet(parts / f"{name}.parquet")
-
+    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
     try:
-        n, rows = params.curate.chunk_rows, pl.scan_parquet(IN).select(pl.len()).collect().item()
-        chunks = (pl.scan_parquet(IN).slice(i, n).collect() for i in range(0, max(rows, 1), n))
-        workers = min(os.cpu_count() or 1, -(-rows // n))
+        parts = Parts(IN, params.curate.chunk_rows, scratch)
+        workers = min(os.cpu_count() or 1, parts.count())
         with contextlib.ExitStack() as stack:
             mapper = map
             if workers > 1:  # spawn: polars' thread pool does not survive fork
                 pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
                 mapper = functools.partial(pooled, pool=pool, workers=workers)
-            curated, rejected, stats = curate_parts(chunks, params, read_json(INGEST_STATS), store, timings, mapper)
-        for name, frames in (("curated", curated), ("rejected", rejected)):
+            n, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
+        for name in ("curated", "rejected"):
             with atomic_path(OUT / f"{name}.parquet") as tmp:
-                pl.concat(frames).sink_parquet(tmp, compression="zstd", statistics=False)
+                pl.concat([parts.scan(f"{name}-{k:06d}") for k in range(n)]).sink_parquet(
+                    tmp, compression="zstd", statistics=False)
     finally:
-        shutil.rmtree(parts, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")
