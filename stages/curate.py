@@ -41,6 +41,7 @@ from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_path, read_json, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
+from stages.lib.records import plain
 
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")
@@ -263,16 +264,14 @@ def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
 def spaces_and_words(texts: pl.Series) -> pl.DataFrame:
     """Per text, `_spaces` (whitespace characters) and `_words` (runs of non-whitespace).
 
-    Most texts are ASCII words with one space between them: there a literal count of spaces
-    (a fast byte scan) gives both; regular expressions count the others.
+    For plain texts (records.plain) a literal count of spaces (a fast byte scan) gives both;
+    regular expressions count the others.
     """
     text = pl.col("text")
     df = pl.DataFrame({"text": texts.fill_null("")}).with_row_index("_row")
-    plain = ~(not_ascii(text) | text.str.contains(r"[\t-\r]") | text.str.contains("  ", literal=True)
-              | text.str.starts_with(" ") | text.str.ends_with(" "))  # separate tests: each a fast scan
-    fast = df.filter(plain).select("_row", _spaces=text.str.count_matches(" ", literal=True), _empty=text == "").select(
+    fast = df.filter(plain(text)).select("_row", _spaces=text.str.count_matches(" ", literal=True), _empty=text == "").select(
         "_row", "_spaces", _words=pl.when("_empty").then(0).otherwise(pl.col("_spaces") + 1))
-    slow = df.filter(~plain).select("_row", _spaces=text.str.count_matches(r"\s"), _words=text.str.count_matches(r"\S+"))
+    slow = df.filter(~plain(text)).select("_row", _spaces=text.str.count_matches(r"\s"), _words=text.str.count_matches(r"\S+"))
     return pl.concat([fast, slow]).sort("_row").select(pl.col("_spaces", "_words").cast(pl.Int64))
 
 

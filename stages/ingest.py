@@ -373,8 +373,9 @@ def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) ->
     index, path, src, p, parts = job
 
     def write(k: int, rec: pl.DataFrame, bad: pl.DataFrame) -> None:
-        rec.write_parquet(parts / f"records-{index:06d}-{k:09d}.parquet")
-        bad.write_parquet(parts / f"quarantine-{index:06d}-{k:09d}.parquet")
+        # scratch parts: fast to write and read back; the outputs are compressed once, at the end
+        rec.write_parquet(parts / f"records-{index:06d}-{k:09d}.parquet", compression="lz4", statistics=False)
+        bad.write_parquet(parts / f"quarantine-{index:06d}-{k:09d}.parquet", compression="lz4", statistics=False)
 
     return src.name, read_counted(path, src, p, write)
 
