@@ -427,13 +427,13 @@ def dedupe(meta: pl.DataFrame, keys: np.ndarray, parts: "Parts", p: NearDuplicat
     `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
     (file, line) order; `keys` the LSH band keys of its rows with no rule yet, in the same order
     (rules_pass); `parts` holds the texts (ruled-*). Returns, per row this step rejects or
-    clusters: _i, d_rule, d_column, d_reason, cluster.
+    clusters (cluster = the record_id of another record): _i, d_rule, d_column, d_reason, cluster.
     """
     live = meta.filter(pl.col("rule").is_null())
     copies = live.filter(pl.col("record_id").is_duplicated())  # the few texts with 2+ live copies
     ranked = copies.with_columns(
         n_labels=pl.col("label").n_unique().over("record_id"),
-        labels=pl.col("label").unique().sort().str.join(", ").over("record_id"),
+        labels=pl.col("label").cast(pl.String).unique().sort().str.join(", ").over("record_id"),
         copy=pl.int_range(pl.len()).over("record_id"),
         first=pl.format("{}:{}", pl.col("file"), pl.col("line")).first().over("record_id"),
         copies=pl.len().over("record_id"),
@@ -446,18 +446,20 @@ def dedupe(meta: pl.DataFrame, keys: np.ndarray, parts: "Parts", p: NearDuplicat
         d_reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the "
                                                   "source", pl.col("copies"), pl.col("labels")))
         .otherwise(pl.format("duplicate of {}", pl.col("first"))))
-    survivors = live.filter(~pl.col("_i").is_in(exact["_i"].implode())).select(
-        "_i", "record_id", where=pl.format("{}:{}", "file", "line"))
+    survivors = live.filter(~pl.col("_i").is_in(exact["_i"].implode())).select("_i", "record_id", "file", "line")
     rows = survivors["_i"]
     keyed = keys[np.searchsorted(live["_i"].to_numpy(), rows.to_numpy())]
     rep, sim = neardup.clusters([keyed], lambda positions: parts.texts(rows.gather(positions)), p.threshold,
                                 p.num_perm, p.shingle_words, p.seed)
-    hit = np.flatnonzero(rep != np.arange(len(rep))) if p.action == "reject" else np.zeros(0, np.int64)
-    where = survivors["where"].gather(rep[hit]).to_list()
-    marks = survivors.select("_i", cluster=pl.col("record_id").gather(rep)).join(pl.DataFrame({
-        "_i": rows.gather(hit), "d_rule": ["near_duplicate"] * len(hit), "d_column": ["text"] * len(hit),
-        "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" for w, s in zip(where, sim[hit].tolist())],
-    }, schema=DECISIONS), on="_i", how="left", maintain_order="left").select(*DECISIONS, "cluster")
+    member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
+    where = survivors[rep[member]].select(pl.format("{}:{}", "file", "line")).to_series().to_list()
+    reject = p.action == "reject"
+    marks = pl.DataFrame({
+        "_i": rows.gather(member), "d_rule": ["near_duplicate" if reject else None] * len(member),
+        "d_column": ["text" if reject else None] * len(member),
+        "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" if reject else None
+                     for w, s in zip(where, sim[member].tolist())],
+        "cluster": survivors["record_id"].gather(rep[member])}, schema=DECISIONS | {"cluster": pl.String})
     return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
 
 
@@ -564,7 +566,8 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[pl.DataFrame, np.ndarra
         keys = neardup.band_keys(ruled.filter(pl.col("rule").is_null())["text"].to_list(), nd.num_perm,
                                  nd.shingle_words, nd.seed, neardup.bands_for(nd.threshold, nd.num_perm))
     parts.put(f"ruled-{k:06d}", ruled)
-    return ruled.select(META), keys, pii_table, timings
+    meta = ruled.select(META).with_columns(pl.col("label", "file", "source", "rule").cast(pl.Categorical))
+    return meta, keys, pii_table, timings
 
 
 def decide_pass(job: tuple[int, pl.DataFrame], parts: Parts, p: Params) -> dict:
@@ -610,21 +613,23 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
         for name, seconds in spent.items():
             add_time(timings, name, seconds)
         metas.append(meta), keys.append(chunk_keys), pii_tables.append(pii_table)  # noqa: E401
-    meta = pl.concat(metas)
+    meta = pl.concat(metas, rechunk=False)
+    del metas
     order = meta.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True)).to_series()
     if not order.equals(pl.int_range(meta.height, eager=True).alias(order.name)):
         raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
 
     with phase(timings, "dedupe"):
-        decisions = dedupe(meta, np.concatenate(keys), parts, p.curate.near_duplicates)
+        keys = np.concatenate(keys)  # the chunks' arrays are freed here
+        decisions = dedupe(meta, keys, parts, p.curate.near_duplicates)
+        del keys
     by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
     empty = pl.DataFrame(schema=decisions.schema)
     jobs = ((k, by_chunk.get((k,), empty)) for k in range(n))
     for spent in mapper(functools.partial(decide_pass, parts=parts, p=p), jobs):
         for name, seconds in spent.items():
             add_time(timings, name, seconds)
-    outcome = meta.join(decisions, on="_i", how="left").with_columns(
-        rule=pl.coalesce("rule", "d_rule"), cluster=pl.coalesce("cluster", "record_id"))
+    outcome = meta.join(decisions, on="_i", how="left").with_columns(rule=pl.coalesce(pl.col("rule").cast(pl.String), "d_rule"))
     pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
     stats = curate_stats(meta, outcome.filter(pl.col("rule").is_null()), outcome.filter(pl.col("rule").is_not_null()),
                          pii_table, ingest_stats)
@@ -672,7 +677,7 @@ def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | Non
             "rejected_by_rule": {rule: 0 for rule in RULES} | _counts(rejected, "rule"),
             "curated_by_label": _counts(curated, "label"), "by_source": by_source,
             "pii": pii_stats, "pii_by_source": dict(sorted(pii_by_source.items())),
-            "clusters": {"kept_with_near_duplicates": int(curated.group_by("cluster").len().filter(pl.col("len") > 1).height)}}
+            "clusters": {"kept_with_near_duplicates": curated["cluster"].drop_nulls().n_unique()}}
 
 
 def main() -> None:

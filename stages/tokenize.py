@@ -12,10 +12,14 @@ No padding here (batches are padded to their own longest row in train); texts
 longer than tokenize.max_length tokens are truncated and counted. sft renders
 each conversation with the chat template (stages/lib/chat.py) and applies
 task.chat.truncation: drop the example, or cut the start of its prompt (left).
+Each split is read and tokenized `tokenize.chunk_rows` rows at a time, so memory
+does not grow with the data.
 """
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +28,7 @@ import polars as pl
 from tokenizers import Tokenizer
 
 from stages.lib.errors import UserError, run
-from stages.lib.files import write_json, write_parquet
+from stages.lib.files import atomic_path, write_json
 from stages.lib.model import resolve_model_path
 from stages.lib import chat
 from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
@@ -70,6 +74,9 @@ def list_column(ids: list[list[int]]) -> pl.Series:
         lists = (pl.DataFrame({"row": np.arange(len(ids), dtype=np.uint32)}).join(lists, on="row", how="left")
                  .with_columns(pl.col("input_ids").fill_null(pl.lit([], pl.List(pl.UInt32)))))
     return lists["input_ids"]
+
+
+LENGTH_KEYS = ("rows", "tokens", "mean_length", "max_length")
 
 
 def length_stats(lengths: pl.Series) -> dict:
@@ -127,6 +134,12 @@ def load_chat_tokenizer(p: Params):
     return tok, chat.pick_template(tok, p.task.chat.template)
 
 
+def combine(parts: list[dict], lengths: list[pl.Series]) -> dict:
+    """One split's stats from its chunks': length stats over all rows, the counts summed."""
+    counts = {k: sum(st[k] for st in parts) for k in parts[0] if k not in LENGTH_KEYS}
+    return length_stats(pl.concat(lengths)) | counts
+
+
 def main() -> None:
     params = load_params(Params)
     sft = params.task.name == "sft"
@@ -134,14 +147,27 @@ def main() -> None:
         tok, template = load_chat_tokenizer(params)
     else:
         tok = load_tokenizer(params.model.path, params.tokenize.max_length)
-    stats = {}
-    for name in SPLITS:
-        df = pl.read_parquet(IN / f"{name}.parquet")
-        if sft:
-            out, stats[name] = tokenize_chat(df, tok, template, params.tokenize.max_length, params.task.chat.truncation)
-        else:
-            out, stats[name] = tokenize(df, tok, params.data.labels, params.tokenize.chunk_rows)
-        write_parquet(out, OUT / f"{name}.parquet")
+    n, stats = params.tokenize.chunk_rows, {}
+    OUT.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
+    try:
+        for name in SPLITS:  # a chunk at a time: memory does not grow with the split
+            source = pl.scan_parquet(IN / f"{name}.parquet")
+            parts, chunk_stats, lengths = [], [], []
+            for k, start in enumerate(range(0, max(source.select(pl.len()).collect().item(), 1), n)):
+                df = source.slice(start, n).collect()
+                if sft:
+                    out, st = tokenize_chat(df, tok, template, params.tokenize.max_length, params.task.chat.truncation)
+                else:
+                    out, st = tokenize(df, tok, params.data.labels, n)
+                parts.append(scratch / f"{name}-{k:09d}.parquet")
+                out.write_parquet(parts[-1], compression="lz4", statistics=False)
+                chunk_stats.append(st), lengths.append(out["input_ids"].list.len())  # noqa: E401
+            with atomic_path(OUT / f"{name}.parquet") as tmp:
+                pl.scan_parquet(parts).sink_parquet(tmp, compression="zstd", statistics=False)
+            stats[name] = combine(chunk_stats, lengths)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print("tokenize: " + ", ".join(f"{k} {v['rows']} rows/{v['tokens']} tokens/{v['truncated']} truncated"
                                    for k, v in stats.items()))
