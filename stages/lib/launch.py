@@ -87,11 +87,10 @@ def describe(failures: dict, size: int) -> str:
     import signal
 
     causes = {r: f for r, f in failures.items() if f.exitcode != -signal.SIGTERM} or failures
-    first = min(causes, key=lambda r: (isinstance(causes[r].error_file_data.get("time_ns"), int),
-                                       causes[r].error_file_data.get("time_ns", 0), r))
+    first = min(causes, key=lambda r: ("time_ns" in causes[r].error_file_data, causes[r].error_file_data.get("time_ns"), r))
     f = causes[first]
     how = f"killed by {f.signal_name()}" if f.exitcode < 0 else f"exit code {f.exitcode}"
-    said = f.error_file_data.get("message") if isinstance(f.error_file_data.get("message"), str) else "no error recorded"
+    said = f.error_file_data["message"] if "time_ns" in f.error_file_data else "no error recorded"
     return (f"train: rank {first} of {size} failed ({how}): {said}; the other ranks were stopped and no model "
             "was written")
 
