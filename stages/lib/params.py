@@ -116,6 +116,15 @@ class TrainParams:
     chat: Optional[ChatTrainParams]   # null for classify
 
 
+@dataclass
+class LaunchParams:
+    """The launch section (read by train): how many processes train, and how they share the work."""
+
+    processes: int               # worker processes on this machine; 1: train in the stage's own process
+    backend: str                 # torch.distributed backend: gloo (CPU) | nccl (GPU, one GPU per process)
+    strategy: str                # ddp: a full replica per process | fsdp: weights, gradients, optimizer state sharded
+
+
 def check_no_target(node: Any, file: str, where: str = "") -> None:
     """Hydra would instantiate whatever `_target_` names; tunebuild never does, and refuses the key."""
     if isinstance(node, dict):

