@@ -180,6 +180,11 @@ def label_tokens(offsets: list[tuple[int, int]], ids: list[int], spans: list[tup
     return labels
 
 
+def final_answer_labels(labels: list[int], prompt_length: int) -> list[int]:
+    """Labels on the final answer only (task=preference: earlier assistant turns are part of the prompt)."""
+    return [IGNORE] * prompt_length + labels[prompt_length:]
+
+
 def fit(ids: list[int], labels: list[int], prompt_length: int, max_length: int, policy: str):
     """Apply the truncation policy: (ids, labels, prompt_length, outcome) or None when dropped.
 
@@ -194,8 +199,8 @@ def fit(ids: list[int], labels: list[int], prompt_length: int, max_length: int, 
 
 
 def encode(tokenizer, template: str, conversations: list[list[dict]], max_length: int, policy: str
-           ) -> tuple[list[tuple[int, list[int], list[int], int]], dict]:
-    """Conversations -> (index, input_ids, labels, prompt_length) for the kept ones, and counts.
+           ) -> tuple[list[tuple[int, list[int], list[int], int, str]], dict]:
+    """Conversations -> (index, input_ids, labels, prompt_length, kept|truncated) for the kept ones, and counts.
 
     prompt_length: where the final assistant turn starts (evaluate generates from there).
     """
@@ -210,7 +215,7 @@ def encode(tokenizer, template: str, conversations: list[list[dict]], max_length
             counts["dropped"] += 1
             continue
         counts[fitted[3]] += 1
-        rows.append((i, *fitted[:3]))
+        rows.append((i, *fitted))
     return rows, counts
 
 
