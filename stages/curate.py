@@ -242,11 +242,19 @@ def check_params(p: Params) -> None:
 def sft_records(records: pl.DataFrame) -> pl.DataFrame:
     """sft: the JSON conversation in `text` (ingest) as `messages`; the rules then see the non-system turns
     as `text` and the final assistant answer as `label` (two answers to one prompt: label_conflict)."""
-    last = pl.col("messages").list.last().struct
     turns = pl.col("messages").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
                                          .struct.field("content")).list.join("\n")
     return records.with_columns(messages=pl.col("text").str.json_decode(MESSAGES)).with_columns(
-        text=turns, label=pl.when(last.field("role") == "assistant").then(last.field("content")))
+        text=turns, label=sft_label())
+
+
+def sft_label() -> pl.Expr:
+    last = pl.col("messages").list.last().struct
+    return pl.when(last.field("role") == "assistant").then(last.field("content"))
+
+
+def preference_label() -> pl.Expr:
+    return pl.struct(chosen=final_content("chosen"), rejected=final_content("rejected")).struct.json_encode()
 
 
 def preference_records(records: pl.DataFrame) -> pl.DataFrame:
@@ -257,8 +265,7 @@ def preference_records(records: pl.DataFrame) -> pl.DataFrame:
     turns = pl.col("chosen").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
                                        .struct.field("content")).list.join("\n")
     return records.with_columns(pl.col("text").str.json_decode(pair).struct.unnest()).with_columns(
-        text=pl.concat_str(turns, final_content("rejected"), separator="\n"),
-        label=pl.struct(chosen=final_content("chosen"), rejected=final_content("rejected")).struct.json_encode())
+        text=pl.concat_str(turns, final_content("rejected"), separator="\n"), label=preference_label())
 
 
 TASK_COLUMNS = {"classify": ("text", "label"), "sft": ("messages",), "preference": ("chosen", "rejected")}
@@ -266,7 +273,8 @@ TASK_RECORDS = {"sft": sft_records, "preference": preference_records}  # records
 
 
 def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
-    """sft, preference: the PII types kinds[row] redacted inside every message of those rows."""
+    """sft, preference: the PII types kinds[row] redacted inside every message of those rows (and so in the
+    answers that make the label)."""
     columns = [c for c in ("messages", "chosen", "rejected") if c in df.columns]
     if not columns or not kinds:
         return df
@@ -275,7 +283,8 @@ def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFram
                       for m in msgs] for i, msgs in zip(rows, df[c].gather(rows).to_list())] for c in columns}
     upd = pl.DataFrame({"_i": rows} | new, schema={"_i": pl.UInt32} | dict.fromkeys(new, MESSAGES))
     return (df.with_row_index("_i").join(upd, on="_i", how="left", maintain_order="left")
-            .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in columns).drop("_i", *new))
+            .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in columns).drop("_i", *new)
+            .with_columns(label=sft_label() if "messages" in columns else preference_label()))
 
 
 def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
