@@ -62,8 +62,8 @@ def rejected_answer(r: random.Random, triage: dict) -> str:
 def pairs(r: random.Random, seen: set[str]) -> list[str]:
     rows = [{"prompt": PROMPT + t, "chosen": answer(tr), "rejected": rejected_answer(r, tr)}
             for t, tr in unique_tickets(r, 330, seen)]
-    rows[40]["rejected"] = rows[40]["chosen"]  # the same answer twice: same_answers
-    rows[90]["rejected"] = ""  # no rejected answer: empty_content
+    rows[4]["rejected"] = rows[4]["chosen"]  # the same answer twice: same_answers
+    rows[14]["rejected"] = ""  # no rejected answer: empty_content
     for i in range(2):  # the same prompt with another pair: a conflict
         other = dict(rows[150 + i], rejected=rejected_answer(r, json.loads(rows[150 + i]["chosen"])))
         if other["rejected"] == rows[150 + i]["rejected"]:
@@ -72,7 +72,7 @@ def pairs(r: random.Random, seen: set[str]) -> list[str]:
     rows[20]["prompt"] += " You can reach me at dana.lee@example.com."  # PII
     lines = [json.dumps(row) for row in rows]
     for i in range(2):  # exact duplicates
-        lines.insert(120 + 60 * i, lines[10 + 7 * i])
+        lines.insert(20 + 100 * i, lines[10 + 7 * i])
     lines.insert(66, '{"prompt": "Triage this ticket", "chosen": "{\\"category\\"')  # malformed
     return lines
 
@@ -88,12 +88,12 @@ def conversations(r: random.Random, seen: set[str]) -> list[str]:
         else:
             rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
                          "rejected": [{"role": "assistant", "content": rejected}]})
-    user = rows[31]["rejected"][-2]  # prompt_mismatch (implicit): the rejected conversation's ticket differs
-    rows[31]["rejected"][-2] = user | {"content": user["content"] + " Also, my other ticket is still open."}
-    rows[60]["rejected"] = rows[60]["chosen"]  # same_answers
+    user = rows[7]["rejected"][-2]  # prompt_mismatch (implicit): the rejected conversation's ticket differs
+    rows[7]["rejected"][-2] = user | {"content": user["content"] + " Also, my other ticket is still open."}
+    rows[5]["rejected"] = rows[5]["chosen"]  # same_answers
     rows[12]["prompt"][1]["content"] += " Mail me at sam.ortiz@example.org."  # PII
     lines = [json.dumps(row) for row in rows]
-    lines.insert(150, lines[100])  # an exact duplicate
+    lines.insert(18, lines[3])  # an exact duplicate
     return lines
 
 
