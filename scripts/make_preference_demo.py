@@ -21,15 +21,13 @@ conflicts (same prompt, another pair), 3 e-mail addresses (PII).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_chat_demo import PROBLEMS, PRODUCTS, PROMPT, SYSTEM, answer, unique_tickets  # noqa: E402
+from make_chat_demo import PROBLEMS, PRODUCTS, PROMPT, SYSTEM, answer, unique_tickets, write_csv  # noqa: E402
 
 SEED = 20260511
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,14 +100,6 @@ def review(r: random.Random, seen: set[str]) -> list[dict]:
             for t, tr in unique_tickets(r, 140, seen)]
     rows[5]["prompt"] += " My address is kim.wu@example.net."  # PII
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, ["prompt", "preferred", "dispreferred"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(out.getvalue(), encoding="utf-8")
 
 
 def main() -> None:
