@@ -213,7 +213,6 @@ def main_preference(p: Params, path: Path) -> None:
             return PeftModel.from_pretrained(preference.load_start(p.model, pref.init), str(MODEL))
         return load_tuned_causal(p)
 
-    model = None
     for name, load in (("base", lambda: preference.load_start(p.model, pref.init)), ("tuned", load_tuned)):
         torch.manual_seed(p.evaluate.seed)
         model = None  # one model in memory at a time
