@@ -132,10 +132,25 @@ def classify_model(labels: tuple[str, ...], min_chars: int, max_chars: int) -> t
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
 
+def role_order(data: PolarsData) -> pl.LazyFrame:
+    """Roles [system], then user/assistant turns in turn, ending with the assistant."""
+    roles = pl.col(data.key).list.eval(pl.element().struct.field("role")).list.join("|") + "|"
+    return data.lazyframe.select(roles.str.contains(r"^(system\|)?(user\|assistant\|)+$").fill_null(False))
+
+
+def no_empty_content(data: PolarsData) -> pl.LazyFrame:
+    blank = pl.element().struct.field("content").fill_null("").str.strip_chars().str.len_chars() == 0
+    return data.lazyframe.select(~pl.col(data.key).list.eval(blank).list.any().fill_null(True))
+
+
+def within_chars(data: PolarsData, max_chars: int) -> pl.LazyFrame:
+    n = pl.col(data.key).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
+    return data.lazyframe.select(n <= max_chars)
+
+
 @functools.lru_cache(maxsize=8)
 def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
     """The `sft` task's schema: `messages` = [{role, content}], roles in order, ending with the assistant."""
-    order = r"^(system\|)?(user\|assistant\|)+$"
 
     class SftRecord(pa.DataFrameModel):
         record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
@@ -146,25 +161,68 @@ def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
 
         @pa.check("messages", name="role_order")
         def _roles(cls, data: PolarsData) -> pl.LazyFrame:
-            roles = pl.col(data.key).list.eval(pl.element().struct.field("role")).list.join("|") + "|"
-            return data.lazyframe.select(roles.str.contains(order).fill_null(False))
+            return role_order(data)
 
         @pa.check("messages", name="empty_content")
         def _contents(cls, data: PolarsData) -> pl.LazyFrame:
-            blank = pl.element().struct.field("content").fill_null("").str.strip_chars().str.len_chars() == 0
-            return data.lazyframe.select(~pl.col(data.key).list.eval(blank).list.any().fill_null(True))
+            return no_empty_content(data)
 
         @pa.check("messages", name="too_long")
         def _length(cls, data: PolarsData) -> pl.LazyFrame:
-            n = pl.col(data.key).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
-            return data.lazyframe.select(n <= max_chars)
+            return within_chars(data, max_chars)
 
     return SftRecord
 
 
+def final_content(col: str) -> pl.Expr:
+    return pl.col(col).list.last().struct.field("content")
+
+
+def prompt_key(col: str) -> pl.Expr:
+    """The turns before a conversation's final turn, as one string (roles and contents)."""
+    turns = pl.col(col).list.eval(pl.format("{}: {}", pl.element().struct.field("role"), pl.element().struct.field("content")))
+    return turns.list.head(pl.col(col).list.len() - 1).list.join("\x00")
+
+
+@functools.lru_cache(maxsize=8)
+def preference_model(max_chars: int) -> type[pa.DataFrameModel]:
+    """The `preference` task's schema: two conversations (chosen, rejected) that end with the assistant,
+    share their prompt (every turn before the final answer) and differ in that answer."""
+    class PreferenceRecord(pa.DataFrameModel):
+        record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+        chosen: MESSAGES = pa.Field(nullable=False)
+        rejected: MESSAGES = pa.Field(nullable=False)
+
+        class Config:
+            strict = False
+
+        @pa.check("chosen", "rejected", name="role_order")
+        def _roles(cls, data: PolarsData) -> pl.LazyFrame:
+            return role_order(data)
+
+        @pa.check("chosen", "rejected", name="empty_content")
+        def _contents(cls, data: PolarsData) -> pl.LazyFrame:
+            return no_empty_content(data)
+
+        @pa.check("chosen", "rejected", name="too_long")
+        def _length(cls, data: PolarsData) -> pl.LazyFrame:
+            return within_chars(data, max_chars)
+
+        @pa.check("rejected", name="prompt_mismatch")
+        def _same_prompt(cls, data: PolarsData) -> pl.LazyFrame:
+            return data.lazyframe.select((prompt_key("chosen") == prompt_key("rejected")).fill_null(False))
+
+        @pa.check("rejected", name="same_answers")
+        def _different(cls, data: PolarsData) -> pl.LazyFrame:
+            same = final_content("chosen").str.strip_chars() == final_content("rejected").str.strip_chars()
+            return data.lazyframe.select(~same.fill_null(False))
+
+    return PreferenceRecord
+
+
 def check_params(p: Params) -> None:
-    if p.task.name not in ("classify", "sft"):
-        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline (known: classify, sft)")
+    if p.task.name not in TASK_COLUMNS:
+        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline (known: {', '.join(TASK_COLUMNS)})")
     for kind in pii.TYPES:
         if getattr(p.curate.pii, kind) not in PII_ACTIONS:
             raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
@@ -185,23 +243,49 @@ def check_params(p: Params) -> None:
 def sft_records(records: pl.DataFrame) -> pl.DataFrame:
     """sft: the JSON conversation in `text` (ingest) as `messages`; the rules then see the non-system turns
     as `text` and the final assistant answer as `label` (two answers to one prompt: label_conflict)."""
-    last = pl.col("messages").list.last().struct
     turns = pl.col("messages").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
                                          .struct.field("content")).list.join("\n")
     return records.with_columns(messages=pl.col("text").str.json_decode(MESSAGES)).with_columns(
-        text=turns, label=pl.when(last.field("role") == "assistant").then(last.field("content")))
+        text=turns, label=sft_label())
+
+
+def sft_label() -> pl.Expr:
+    last = pl.col("messages").list.last().struct
+    return pl.when(last.field("role") == "assistant").then(last.field("content"))
+
+
+def preference_label() -> pl.Expr:
+    return pl.struct(chosen=final_content("chosen"), rejected=final_content("rejected")).struct.json_encode()
+
+
+def preference_records(records: pl.DataFrame) -> pl.DataFrame:
+    """preference: the JSON pair in `text` (ingest) as `chosen` and `rejected` conversations; the rules see the
+    chosen conversation's non-system turns and the rejected answer as `text`, and both answers as `label`
+    (another pair for the same prompt: label_conflict)."""
+    pair = pl.Struct({"chosen": MESSAGES, "rejected": MESSAGES})
+    turns = pl.col("chosen").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
+                                       .struct.field("content")).list.join("\n")
+    return records.with_columns(pl.col("text").str.json_decode(pair).struct.unnest()).with_columns(
+        text=pl.concat_str(turns, final_content("rejected"), separator="\n"), label=preference_label())
+
+
+TASK_COLUMNS = {"classify": ("text", "label"), "sft": ("messages",), "preference": ("chosen", "rejected")}
+TASK_RECORDS = {"sft": sft_records, "preference": preference_records}  # records -> the task's columns
 
 
 def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
-    """sft: the PII types kinds[row] redacted inside every message of those rows."""
-    if "messages" not in df.columns or not kinds:
+    """sft, preference: the PII types kinds[row] redacted inside every message of those rows (and so in the
+    answers that make the label)."""
+    columns = [c for c in ("messages", "chosen", "rejected") if c in df.columns]
+    if not columns or not kinds:
         return df
     rows = sorted(kinds)
-    new = [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])} for m in msgs]
-           for i, msgs in zip(rows, df["messages"].gather(rows).to_list())]
-    upd = pl.DataFrame({"_i": rows, "_m": new}, schema={"_i": pl.UInt32, "_m": MESSAGES})
+    new = {f"_{c}": [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])}
+                      for m in msgs] for i, msgs in zip(rows, df[c].gather(rows).to_list())] for c in columns}
+    upd = pl.DataFrame({"_i": rows} | new, schema={"_i": pl.UInt32} | dict.fromkeys(new, MESSAGES))
     return (df.with_row_index("_i").join(upd, on="_i", how="left", maintain_order="left")
-            .with_columns(messages=pl.coalesce("_m", "messages")).drop("_i", "_m"))
+            .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in columns).drop("_i", *new)
+            .with_columns(label=sft_label() if "messages" in columns else preference_label()))
 
 
 def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
@@ -363,6 +447,9 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         "unknown_label": pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>")),
         "role_order": pl.lit("roles must be [system], then user/assistant turns in turn, ending with the assistant"),
         "empty_content": pl.lit("a message has no content"),
+        "prompt_mismatch": pl.lit("the chosen and the rejected answer follow different prompts (the turns before "
+                                  "their final answers differ)"),
+        "same_answers": pl.lit("the chosen and the rejected answer are the same"),
     }
     for name, why in list(schema_reasons.items()) + [(k, v[1]) for k, v in exprs.items()]:
         col = pl.col("_schema_col") if name in schema_reasons else pl.lit(
@@ -464,9 +551,11 @@ def dedupe(meta: pl.DataFrame, keys: np.ndarray, parts: "Parts", p: NearDuplicat
 
 
 def task_schema(p: Params):
-    """The pandera schema of the task: classify (text, label) or sft (messages)."""
+    """The pandera schema of the task: classify (text, label), sft (messages) or preference (chosen, rejected)."""
     if p.task.name == "sft":
         return sft_model(p.curate.max_chars)
+    if p.task.name == "preference":
+        return preference_model(p.curate.max_chars)
     return classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
 
 
@@ -474,23 +563,22 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
     """The row-local rules on one chunk (PII, the pandera schema, quality rules): adds rule, reason,
     column, pii; returns the chunk, its PII counts and seconds per phase. Runs in worker processes."""
     timings: dict[str, float] = {}
-    sft = p.task.name == "sft"
-    if sft:
-        chunk = sft_records(chunk)
+    chat = p.task.name in TASK_RECORDS
+    if chat:
+        chunk = TASK_RECORDS[p.task.name](chunk)
     schema = task_schema(p)
     with phase(timings, "pii"):
         staged, found = redact_for_training(chunk, p)
-        if sft:
+        if chat:
             redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
             staged = redact_messages(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
-        failed = schema_failures(staged.select("record_id", "messages") if sft else
-                                 staged.select("record_id", "text", "label"), schema)
+        failed = schema_failures(staged.select("record_id", *TASK_COLUMNS[p.task.name]), schema)
     with phase(timings, "rules"):
         ruled = apply_rules(staged, failed, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
-        if sft:
+        if chat:
             rejected_rows = [i for i in found if ruled["rule"][i] is not None]
             ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
     return ruled, pii_table, timings
@@ -590,7 +678,7 @@ def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict |
     forgotten = pl.col("rule") == "forget"
     out = out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
         pl.when(forgotten).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("text", "label", "messages") if c in out.columns)
+        for c in ("text", "label", "messages", "chosen", "rejected") if c in out.columns)
     curated = out.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
     with phase(timings, "pandera"):
         schema.validate(curated)

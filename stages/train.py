@@ -1,11 +1,12 @@
-"""Train: tokenized train/validation rows -> a fine-tuned sequence classifier (classify) or causal LM (sft).
+"""Train: tokenized train/validation rows -> a fine-tuned sequence classifier (classify) or causal LM (sft,
+preference).
 
 In:  data/tokenize/train.parquet, data/tokenize/validation.parquet, the base model at model.path
 Out: data/train/model/   LoRA adapter (train.mode=lora, peft) or full model (train.mode=full),
                          safetensors weights + JSON configs only; sft with train.chat.merge and LoRA:
                          also merged/, the adapter merged into a standalone model (with its tokenizer)
      data/train/live/    dvclive training curve (metrics.json, plots/metrics/**.tsv)
-Scratch: data/train/checkpoint/ (sft) the last resumable checkpoint, removed once the model is saved.
+Scratch: data/train/checkpoint/ (sft, preference) the last resumable checkpoint, removed once the model is saved.
      It is not a DVC out on purpose: DVC deletes a stage's outs before running it, which would throw
      away the very checkpoint a rerun after a crash resumes from (a `persist: true` out would survive,
      but DVC would hash it and record it in dvc.lock, so deleting scratch state would look like a
@@ -13,11 +14,12 @@ Scratch: data/train/checkpoint/ (sft) the last resumable checkpoint, removed onc
 
 The loops are plain PyTorch and deterministic on CPU: fixed seeds, deterministic
 algorithms; classify: length-grouped batches padded to their own longest row;
-sft: stages/lib/causal.py (packing, completion-only loss, checkpoints).
+sft: stages/lib/causal.py (packing, completion-only loss, checkpoints); preference: DPO from the
+starting point train.preference.init (stages/lib/preference.py), the same loop.
 
 launch.processes > 1: this module starts that many copies of itself (torch.distributed.run) and
 waits; each trains on its share of every global batch (DDP or FSDP, stages/lib/launch.py) and only
-rank 0 writes the outputs above.
+rank 0 writes the outputs above (classify and sft; preference runs in one process).
 """
 from __future__ import annotations
 
@@ -65,8 +67,9 @@ def check(p: TrainParams) -> None:
 
 def check_chat(p: Params) -> None:
     if p.train.chat is None:
-        raise UserError("params.yaml: train.chat: required for task sft (grad_accum, packing, ...); "
-                        "pick train=sft_lora or train=sft_full")
+        pick = "dpo_lora or train=dpo_full" if p.task.name == "preference" else "sft_lora or train=sft_full"
+        raise UserError(f"params.yaml: train.chat: required for task {p.task.name} (grad_accum, packing, ...); "
+                        f"pick train={pick}")
     if p.train.chat.grad_accum < 1 or p.train.chat.pack_length < 1 or p.train.chat.checkpoint_every < 0:
         raise UserError("params.yaml: train.chat.grad_accum and pack_length must be positive, checkpoint_every >= 0")
 
@@ -227,10 +230,36 @@ def build_chat_model(p: Params):
     return causal.with_lora(model, p.train.lora) if p.train.mode == "lora" else model
 
 
+def main_preference(p: Params) -> None:
+    """task=preference: DPO (stages/lib/preference.py) from the starting point, resumable like sft."""
+    from stages.lib import causal, preference
+
+    check_chat(p)
+    preference.check(p.train.preference)
+    inputs = [IN / "train.parquet", IN / "validation.parquet"]
+    train_data, val_data = preference.load_pairs(inputs[0]), preference.load_pairs(inputs[1])
+    if not train_data[0]:
+        raise UserError(f"{inputs[0]}: no training pairs; check data/tokenize/stats.json (dropped) and data/curate")
+    model = preference.load_start(p.model, p.train.preference.init)
+    torch.manual_seed(p.train.seed)
+    if p.train.mode == "lora":
+        model = causal.with_lora(model, p.train.lora)
+    key = causal.fingerprint(inputs + preference.init_files(p.train.preference.init),
+                             {"train": asdict(p.train), "model": asdict(p.model)})
+    with curve_logger(OUT / "live") as live:
+        preference.train_dpo(model, train_data, val_data, p.train, model.config.pad_token_id or 0, logger(live),
+                             schedule, CHECKPOINT, key)
+    save(model, p, OUT / "model")
+    shutil.rmtree(CHECKPOINT, ignore_errors=True)
+
+
 def main() -> None:
     p = load_params(Params)
     check(p.train)
     launch.check(p.launch, p.train.batch_size)
+    if p.launch.processes > 1 and p.task.name == "preference":
+        raise UserError("params.yaml: launch.processes > 1: task=preference trains in one process for now; "
+                        "use launch=single")
     if p.launch.processes > 1 and not launch.inside():
         try:
             return launch.start(p.launch, "stages.train")
@@ -242,9 +271,9 @@ def main() -> None:
 
 
 def train_task(p: Params) -> None:
-    if p.task.name == "sft":
+    if p.task.name in ("sft", "preference"):
         torch.use_deterministic_algorithms(not torch.cuda.is_available())
-        return main_chat(p)
+        return main_chat(p) if p.task.name == "sft" else main_preference(p)
     torch.use_deterministic_algorithms(True)
     train_data, val_data = load_split(IN / "train.parquet"), load_split(IN / "validation.parquet")
     if not train_data[0]:

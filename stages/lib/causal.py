@@ -78,11 +78,13 @@ def rows_of(lengths: list[int], order: list[int], packing: bool, row_length: int
 
 
 def make_batch(ids: list[list[int]], labels: list[list[int]], rows: list[list[int]], pad_id: int) -> dict:
-    """Rows of whole examples -> input_ids, labels, position_ids (restarting per example), right-padded."""
+    """Rows of whole examples -> input_ids, labels, position_ids (restarting per example), right-padded, and
+    `example`: the index of the example at each position (-1 on padding)."""
     width = max(sum(len(ids[i]) for i in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
+    example = torch.full((len(rows), width), -1, dtype=torch.long)
     for b, row in enumerate(rows):
         t = 0
         for i in row:
@@ -90,18 +92,21 @@ def make_batch(ids: list[list[int]], labels: list[list[int]], rows: list[list[in
             input_ids[b, t:t + n] = torch.tensor(ids[i])
             targets[b, t + 1:t + n] = torch.tensor(labels[i][1:])
             positions[b, t:t + n] = torch.arange(n)
+            example[b, t:t + n] = i
             t += n
         positions[b, t:] = torch.arange(width - t)  # padding: a sequence of its own, never a target
     dev = device()
-    return {"input_ids": input_ids.to(dev), "labels": targets.to(dev), "position_ids": positions.to(dev)}
+    return {"input_ids": input_ids.to(dev), "labels": targets.to(dev), "position_ids": positions.to(dev),
+            "example": example.to(dev)}
 
 
-def _head_loss(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(head(hidden).float(), target, reduction="sum")
+def _head_logps(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -F.cross_entropy(head(hidden).float(), target, reduction="none")
 
 
-def completion_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
-    """(sum of cross-entropy over assistant tokens, their count); the head runs on those positions only."""
+def target_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probability of every target (assistant) token and the example it belongs to; the output head
+    runs on those positions only, in chunks recomputed in backward."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device().type == "cuda" else contextlib.nullcontext()
     with autocast:
@@ -111,13 +116,17 @@ def completion_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
         keep = target != IGNORE
         h, t = hidden[:, :-1][keep], target[keep]
         head = base.get_output_embeddings()
-        total = hidden.new_zeros((), dtype=torch.float32)
-        for s in range(0, len(t), HEAD_CHUNK):
-            if torch.is_grad_enabled():
-                total = total + checkpoint(_head_loss, head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK], use_reentrant=False)
-            else:
-                total = total + _head_loss(head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK])
-    return total, len(t)
+        parts = [checkpoint(_head_logps, head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK], use_reentrant=False)
+                 if torch.is_grad_enabled() else _head_logps(head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK])
+                 for s in range(0, len(t), HEAD_CHUNK)]
+    logps = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+    return logps, batch["example"][:, 1:][keep]
+
+
+def completion_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
+    """(sum of cross-entropy over assistant tokens, their count)."""
+    logps, _ = target_logps(model, batch)
+    return -logps.sum(), len(logps)
 
 
 class CompletionLoss(torch.nn.Module):
@@ -231,12 +240,31 @@ def load_checkpoint(path: Path, model, opt, key: str) -> dict | None:
 
 def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Callable, schedule: Callable,
                ckpt_dir: Path, key: str, strategy: str = "ddp") -> dict:
-    """The loop (see the module docstring); returns the last validation loss and the steps run. Under a
+    """The sft loop (see the module docstring); returns the last validation loss and the steps run. Under a
     launcher each rank trains on its share of every micro-batch (stages/lib/launch.py)."""
     (ids, labels), (val_ids, val_labels) = train_data, val_data
-    steps = plan([len(x) for x in ids], p)
-    total, warmup = len(steps), int(len(steps) * p.warmup_ratio)
     net = launch.wrap(CompletionLoss(model), strategy)
+
+    def step(micro: list[list[list[int]]]) -> float:
+        shares = [launch.share(rows) for rows in micro]
+        batches = [make_batch(ids, labels, rows, pad_id) for rows, _ in shares]
+        n_targets = max(sum(count_targets(labels, rows) for rows in micro), 1)
+        return launch.all_sum(accumulate(net, batches, n_targets, [w for _, w in shares]))
+
+    def validate() -> dict:
+        return {"validation/loss": mean_loss(net, val_ids, val_labels, pad_id, p.batch_size)}
+
+    return run_steps(model, plan([len(x) for x in ids], p), step, validate, p, log, schedule, ckpt_dir, key, net)
+
+
+def run_steps(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParams, log: Callable,
+              schedule: Callable, ckpt_dir: Path, key: str, net=None) -> dict:
+    """The loop over planned optimizer steps (epoch, micro-batches): `step_fn(micro)` runs forward and backward
+    and returns the step's loss, `validate()` the validation metrics (after each epoch); AdamW, the schedule,
+    clipping, the curve and resumable checkpoints. Returns the steps run and the last validation metrics.
+    `net` is what runs forward (the model wrapped by DDP/FSDP; default the model itself)."""
+    net = model if net is None else net
+    total, warmup = len(steps), int(len(steps) * p.warmup_ratio)
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay, fused=device().type == "cuda")
     state = load_checkpoint(ckpt_dir, model, opt, key) if p.chat.checkpoint_every > 0 else None
@@ -246,7 +274,7 @@ def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Ca
         log(metrics, at)
     if start and launch.rank() == 0:
         print(f"train: resumed from checkpoint at step {start}/{total}", flush=True)
-    val_loss, started = state.get("val_loss"), time.perf_counter()
+    val, started = state.get("validation", {}), time.perf_counter()
 
     def record(metrics: dict, at: int) -> None:
         history.append((metrics, at))
@@ -257,10 +285,7 @@ def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Ca
         net.train()
         for g in opt.param_groups:
             g["lr"] = p.lr * schedule(step, total, warmup)
-        shares = [launch.share(rows) for rows in micro]
-        batches = [make_batch(ids, labels, rows, pad_id) for rows, _ in shares]
-        n_targets = max(sum(count_targets(labels, rows) for rows in micro), 1)
-        running.append(launch.all_sum(accumulate(net, batches, n_targets, [w for _, w in shares])))
+        running.append(step_fn(micro))
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -269,12 +294,13 @@ def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Ca
             record({"train/loss": sum(running) / len(running), "train/lr": opt.param_groups[0]["lr"]}, done)
             running = []
         if done == total or steps[done][0] != epoch:
-            val_loss = mean_loss(net, val_ids, val_labels, pad_id, p.batch_size)
-            record({"validation/loss": val_loss}, done)
+            val = validate()
+            record(val, done)
             if launch.rank() == 0:
-                print(f"train: epoch {epoch + 1}/{p.epochs} step {done}/{total} val_loss {val_loss:.4f} "
-                      f"({time.perf_counter() - started:.0f}s)", flush=True)
+                print(f"train: epoch {epoch + 1}/{p.epochs} step {done}/{total} "
+                      + " ".join(f"{k.removeprefix('validation/')} {v:.4f}" for k, v in val.items())
+                      + f" ({time.perf_counter() - started:.0f}s)", flush=True)
         if p.chat.checkpoint_every > 0 and done % p.chat.checkpoint_every == 0 and done < total:
             save_checkpoint(ckpt_dir, model, opt, done, {"fingerprint": key, "history": history, "running": running,
-                                                         "val_loss": val_loss})
-    return {"steps": total, "validation/loss": val_loss}
+                                                         "validation": val})
+    return {"steps": total} | val

@@ -29,7 +29,7 @@ def tp(**kw) -> TrainParams:
     c = {"grad_accum": 1, "packing": True, "pack_length": 256, "checkpoint_every": 0, "merge": False}
     c |= {k: kw.pop(k) for k in list(kw) if k in c}
     base = {"mode": "full", "lr": 2e-3, "epochs": 1, "max_steps": -1, "batch_size": 2, "weight_decay": 0.0,
-            "warmup_ratio": 0.0, "seed": 0, "lora": None, "chat": ChatTrainParams(**c)}
+            "warmup_ratio": 0.0, "seed": 0, "lora": None, "chat": ChatTrainParams(**c), "preference": None}
     return TrainParams(**(base | kw))
 
 

@@ -15,7 +15,7 @@ LABELS = ["billing", "refund"]
 
 def tp(**kw) -> TrainParams:
     base = dict(mode="lora", lr=5e-3, epochs=3, max_steps=-1, batch_size=4, weight_decay=0.0, warmup_ratio=0.0,
-                seed=0, chat=None, lora=LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"]))
+                seed=0, chat=None, preference=None, lora=LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"]))
     return TrainParams(**(base | kw))
 
 
