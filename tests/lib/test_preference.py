@@ -11,7 +11,7 @@ import torch
 
 from stages.lib import causal, chat, preference
 from stages.lib.errors import UserError
-from stages.lib.params import PreferenceTrainParams
+from stages.lib.params import LaunchParams, PreferenceTrainParams
 from stages.tokenize import tokenize_preference
 from stages.train import schedule
 from tests.lib.test_causal import LORA, TINY, tp
@@ -120,7 +120,8 @@ def test_the_starting_point_from_an_sft_adapter_or_model(tmp_path):
 
     sft = trained_lora()
     p = Params(train=tp(mode="lora", lora=LORA), model=TINY, task=TaskParams(name="sft", chat=None),
-               data=DataParams(name="d", raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])))
+               data=DataParams(name="d", raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
+               launch=LaunchParams(1, "gloo", "ddp"))
     save(sft, p, tmp_path / "sft")  # what an sft run with train=sft_lora writes to data/train/model
     x = torch.tensor([sequences(1)[0][0]])
     start = preference.load_start(TINY, str(tmp_path / "sft"))
