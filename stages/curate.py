@@ -508,15 +508,15 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
     return out, table
 
 
-def dedupe(meta: pl.DataFrame, keys: np.ndarray, parts: "Parts", p: NearDuplicateParams) -> pl.DataFrame:
+def dedupe(meta: pl.DataFrame, keys: list[np.ndarray], parts: "Parts", p: NearDuplicateParams) -> pl.DataFrame:
     """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
 
     `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
-    (file, line) order; `keys` the LSH band keys of its rows with no rule yet, in the same order
-    (rules_pass); `parts` holds the texts (ruled-*). Returns, per row this step rejects or
+    (file, line) order; `keys` the LSH band keys of its rows with no rule yet, in the same order, a
+    chunk at a time (rules_pass; the list is emptied to free them); `parts` holds the texts (ruled-*). Returns, per row this step rejects or
     clusters (cluster = the record_id of another record): _i, d_rule, d_column, d_reason, cluster.
     """
-    live = meta.filter(pl.col("rule").is_null())
+    live = meta.filter(pl.col("rule").is_null()).select("_i", "record_id", "label", "file", "line")
     copies = live.filter(pl.col("record_id").is_duplicated())  # the few texts with 2+ live copies
     ranked = copies.with_columns(
         n_labels=pl.col("label").n_unique().over("record_id"),
@@ -535,7 +535,14 @@ def dedupe(meta: pl.DataFrame, keys: np.ndarray, parts: "Parts", p: NearDuplicat
         .otherwise(pl.format("duplicate of {}", pl.col("first"))))
     survivors = live.filter(~pl.col("_i").is_in(exact["_i"].implode())).select("_i", "record_id", "file", "line")
     rows = survivors["_i"]
-    keyed = keys[np.searchsorted(live["_i"].to_numpy(), rows.to_numpy())]
+    at = np.searchsorted(live["_i"].to_numpy(), rows.to_numpy())
+    del live
+    keyed, lo = [np.zeros((0, neardup.bands_for(p.threshold, p.num_perm)), np.uint64)], 0
+    while keys:  # the survivors' keys, a chunk at a time: each chunk's array is freed once read
+        chunk = keys.pop(0)
+        keyed.append(chunk[at[(at >= lo) & (at < lo + len(chunk))] - lo])
+        lo += len(chunk)
+    keyed = np.concatenate(keyed)
     rep, sim = neardup.clusters([keyed], lambda positions: parts.texts(rows.gather(positions)), p.threshold,
                                 p.num_perm, p.shingle_words, p.seed)
     member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
@@ -708,9 +715,7 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
         raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
 
     with phase(timings, "dedupe"):
-        keys = np.concatenate(keys)  # the chunks' arrays are freed here
         decisions = dedupe(meta, keys, parts, p.curate.near_duplicates)
-        del keys
     by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
     empty = pl.DataFrame(schema=decisions.schema)
     jobs = ((k, by_chunk.get((k,), empty)) for k in range(n))

@@ -124,7 +124,9 @@ def clusters(keyed: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[
     is its earliest member, so what is kept depends on nothing but the order.
     """
     bands = bands_for(threshold, num_perm)
-    keys = np.concatenate([np.zeros((0, bands), np.uint64), *keyed])
+    keyed = list(keyed)
+    keys = keyed[0] if len(keyed) == 1 else np.concatenate([np.zeros((0, bands), np.uint64), *keyed])
+    keyed.clear()
     total = len(keys)
     flags = np.zeros(total, bool)
     for b in range(bands):
