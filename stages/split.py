@@ -157,8 +157,11 @@ def chunk_band_keys(job: tuple[int, int], p: LeakageParams) -> np.ndarray:
 def main() -> None:
     params = load_params(Params)
     p = params.split
-    meta = pl.scan_parquet(IN).select("record_id", "group", "cluster", "label", "source").collect()
-    meta = meta.with_columns(split=assign(split_keys(meta), p))
+    ids = pl.scan_parquet(IN).select("record_id", "group", "cluster").collect()
+    split_of = assign(split_keys(ids), p)
+    meta = (pl.scan_parquet(IN).select("record_id", pl.col("label", "source").cast(pl.Categorical)).collect()
+            .with_columns(split=split_of.cast(pl.Categorical)))
+    del ids, split_of
     jobs = [(start, CHUNK_ROWS) for start in range(0, meta.height, CHUNK_ROWS)]
     workers = min(os.cpu_count() or 1, len(jobs))
     with contextlib.ExitStack() as stack:
