@@ -100,16 +100,16 @@ def gain_metrics(gain: float, lo: float, hi: float) -> dict:
 
 
 @pytest.mark.parametrize("gain, lo, hi, sentence", [
-    (0.024, 0.008, 0.041, "Fine-tuning adds 2.4 points accuracy [0.8, 4.1] over TF-IDF + logistic regression, "
-                          "the best cheap alternative."),
-    (-0.003, -0.019, 0.012, "Fine-tuning does not clearly beat TF-IDF + logistic regression, the best cheap "
-                            "alternative: -0.3 points accuracy [-1.9, +1.2], an interval that includes 0: this test "
-                            "set cannot tell them apart."),
-    (0.009, 0.0, 0.02, "Fine-tuning does not clearly beat TF-IDF + logistic regression, the best cheap alternative: "
-                       "+0.9 points accuracy [+0.0, +2.0], an interval that includes 0: this test set cannot tell "
-                       "them apart."),
-    (-0.05, -0.08, -0.02, "Fine-tuning loses 5.0 points accuracy [2.0, 8.0] to TF-IDF + logistic regression, the "
-                          "best cheap alternative, which is better on this test set."),
+    (0.024, 0.008, 0.041, ("Fine-tuning adds 2.4 points accuracy [0.8, 4.1] over TF-IDF + logistic regression, "
+                           "the best cheap alternative.")),
+    (-0.003, -0.019, 0.012, ("Fine-tuning does not clearly beat TF-IDF + logistic regression, the best cheap "
+                             "alternative: -0.3 points accuracy [-1.9, +1.2], an interval that includes 0: this test "
+                             "set cannot tell them apart.")),
+    (0.009, 0.0, 0.02, ("Fine-tuning does not clearly beat TF-IDF + logistic regression, the best cheap alternative: "
+                        "+0.9 points accuracy [+0.0, +2.0], an interval that includes 0: this test set cannot tell "
+                        "them apart.")),
+    (-0.05, -0.08, -0.02, ("Fine-tuning loses 5.0 points accuracy [2.0, 8.0] to TF-IDF + logistic regression, the "
+                           "best cheap alternative, which is better on this test set.")),
 ])
 def test_worth_it_sentence(gain, lo, hi, sentence):
     assert worth_it(gain_metrics(gain, lo, hi)) == sentence
