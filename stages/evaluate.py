@@ -275,15 +275,15 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     labels, y_true = p.data.labels, np.asarray(y, dtype=np.int64)
     results, per_class, predicted = {}, {}, {}
-    for name, model in (("base", load_base(p.model, labels, p.evaluate.seed)), ("tuned", load_tuned(p))):
+    base = load_base(p.model, labels, p.evaluate.seed)
+    for name, model in (("base", base), ("tuned", load_tuned(p))):
         logits, loss = predict(model, ids, y, p.evaluate.batch_size, model.config.pad_token_id or 0)
         predicted[name] = logits.argmax(-1).numpy()
         results[name], per_class[name] = scores(y_true, predicted[name], labels)
         results[name]["loss"] = round(loss, 6)
-        if name == "base":  # the frozen encoder under the untrained head: the embedding baseline's features
-            cheap, oof, timings = baselines.cheap_classifiers(
-                model.base_model, train, rows, len(labels), p.evaluate.batch_size, model.config.pad_token_id or 0,
-                p.evaluate.folds, p.evaluate.seed)
+    # the embedding baseline's features come from the frozen encoder under the base's untrained head
+    cheap, oof, timings = baselines.cheap_classifiers(base.base_model, train, rows, len(labels), p.evaluate.batch_size,
+                                                      base.config.pad_token_id or 0, p.evaluate.folds, p.evaluate.seed)
     start = time.perf_counter()
     scored, results["gain_over_best_baseline"] = baselines.compare(
         {name: baselines.label_metrics(y_true, pred, len(labels)) for name, pred in (predicted | cheap).items()},

@@ -54,10 +54,10 @@ def embed(encoder, ids: list[list[int]], batch_size: int, pad_id: int) -> np.nda
     """Mean-pooled last hidden states (padding excluded), L2-normalised: one row per input, in input order."""
     encoder.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = torch.zeros((len(ids), encoder.config.hidden_size))
+    out, no_labels = torch.zeros((len(ids), encoder.config.hidden_size)), [0] * len(ids)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        batch = collate(ids, [0] * len(ids), rows, pad_id)
+        batch = collate(ids, no_labels, rows, pad_id)
         hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         out[rows] = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
