@@ -83,8 +83,8 @@ def out_of_fold(make, x, y: np.ndarray, k: int, folds: int, seed: int) -> np.nda
     with warnings.catch_warnings():  # a label with fewer rows than folds: sklearn warns, the folds still work
         warnings.simplefilter("ignore", UserWarning)
         splits = list(StratifiedKFold(min(folds, len(y)), shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    pick = (lambda rows: [x[i] for i in rows]) if isinstance(x, list) else (lambda rows: x[rows])
     for fit_rows, held_out in splits:
-        pick = (lambda rows: [x[i] for i in rows]) if isinstance(x, list) else (lambda rows: x[rows])
         if len(np.unique(y[fit_rows])) < 2:  # nothing to learn: no opinion (every label equally likely)
             out[held_out] = 1.0 / k
             continue
