@@ -92,7 +92,7 @@ def main() -> None:
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         params["data"]["labels"] = LABELS
         params["data"]["sources"] = [{"name": "bench", "format": "text", "files": "bench/*.jsonl", "license": "CC0-1.0",
-                                      "text_field": "text", "label_field": "label", "group_field": None,
+                                      "text_field": "text", "label_field": "label", "rejected_field": None, "group_field": None,
                                       "encoding": "utf-8", "delimiter": ","}]
         params["curate"]["license_allowlist"] = ["CC0-1.0"]
         params["curate"]["max_words"] = 1000

@@ -145,7 +145,7 @@ def forms(r: random.Random, seen: set[str]) -> list[dict]:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, ["prompt", "completion"], lineterminator="\n")
+    writer = csv.DictWriter(out, list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     path.write_text(out.getvalue(), encoding="utf-8")

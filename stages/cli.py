@@ -9,6 +9,8 @@
                                                add to data.forget in conf/, recompose params.yaml
   tunebuild diff --base REV [--head REV] [--stage curate|split|tokenize] [--format md|json]
                                                dataset diff between two revisions (by record_id)
+  tunebuild promote --metric KEY [--min] --branch NAME
+                                               the best experiment (dvc exp show) to a branch, with its cards
 """
 from __future__ import annotations
 
@@ -87,6 +89,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from stages.lib.promote import promote
+
+    print(promote(args.metric, args.min, args.branch))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tunebuild", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -120,6 +129,13 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--format", default="md", choices=["md", "json"], help="md: a pull-request comment; json: for tools")
     d.add_argument("--examples", type=int, default=3, help="example rows per category (default: 3)")
     d.set_defaults(func=cmd_diff)
+    m = sub.add_parser("promote", help="make the best experiment (by one metric) a git branch, with its cards")
+    m.add_argument("--metric", required=True, help="a metric key (e.g. tuned.macro_f1) or FILE:KEY, as in dvc exp show")
+    direction = m.add_mutually_exclusive_group()
+    direction.add_argument("--max", dest="min", action="store_false", help="higher is better (the default)")
+    direction.add_argument("--min", dest="min", action="store_true", help="lower is better (a loss)")
+    m.add_argument("--branch", required=True, help="name of the new git branch")
+    m.set_defaults(func=cmd_promote)
     return ap
 
 

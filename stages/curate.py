@@ -28,7 +28,7 @@ import string
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 
@@ -41,6 +41,7 @@ from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_path, read_json, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
+from stages.lib.records import plain
 
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")
@@ -131,10 +132,25 @@ def classify_model(labels: tuple[str, ...], min_chars: int, max_chars: int) -> t
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
 
+def role_order(data: PolarsData) -> pl.LazyFrame:
+    """Roles [system], then user/assistant turns in turn, ending with the assistant."""
+    roles = pl.col(data.key).list.eval(pl.element().struct.field("role")).list.join("|") + "|"
+    return data.lazyframe.select(roles.str.contains(r"^(system\|)?(user\|assistant\|)+$").fill_null(False))
+
+
+def no_empty_content(data: PolarsData) -> pl.LazyFrame:
+    blank = pl.element().struct.field("content").fill_null("").str.strip_chars().str.len_chars() == 0
+    return data.lazyframe.select(~pl.col(data.key).list.eval(blank).list.any().fill_null(True))
+
+
+def within_chars(data: PolarsData, max_chars: int) -> pl.LazyFrame:
+    n = pl.col(data.key).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
+    return data.lazyframe.select(n <= max_chars)
+
+
 @functools.lru_cache(maxsize=8)
 def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
     """The `sft` task's schema: `messages` = [{role, content}], roles in order, ending with the assistant."""
-    order = r"^(system\|)?(user\|assistant\|)+$"
 
     class SftRecord(pa.DataFrameModel):
         record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
@@ -145,25 +161,68 @@ def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
 
         @pa.check("messages", name="role_order")
         def _roles(cls, data: PolarsData) -> pl.LazyFrame:
-            roles = pl.col(data.key).list.eval(pl.element().struct.field("role")).list.join("|") + "|"
-            return data.lazyframe.select(roles.str.contains(order).fill_null(False))
+            return role_order(data)
 
         @pa.check("messages", name="empty_content")
         def _contents(cls, data: PolarsData) -> pl.LazyFrame:
-            blank = pl.element().struct.field("content").fill_null("").str.strip_chars().str.len_chars() == 0
-            return data.lazyframe.select(~pl.col(data.key).list.eval(blank).list.any().fill_null(True))
+            return no_empty_content(data)
 
         @pa.check("messages", name="too_long")
         def _length(cls, data: PolarsData) -> pl.LazyFrame:
-            n = pl.col(data.key).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
-            return data.lazyframe.select(n <= max_chars)
+            return within_chars(data, max_chars)
 
     return SftRecord
 
 
+def final_content(col: str) -> pl.Expr:
+    return pl.col(col).list.last().struct.field("content")
+
+
+def prompt_key(col: str) -> pl.Expr:
+    """The turns before a conversation's final turn, as one string (roles and contents)."""
+    turns = pl.col(col).list.eval(pl.format("{}: {}", pl.element().struct.field("role"), pl.element().struct.field("content")))
+    return turns.list.head(pl.col(col).list.len() - 1).list.join("\x00")
+
+
+@functools.lru_cache(maxsize=8)
+def preference_model(max_chars: int) -> type[pa.DataFrameModel]:
+    """The `preference` task's schema: two conversations (chosen, rejected) that end with the assistant,
+    share their prompt (every turn before the final answer) and differ in that answer."""
+    class PreferenceRecord(pa.DataFrameModel):
+        record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
+        chosen: MESSAGES = pa.Field(nullable=False)
+        rejected: MESSAGES = pa.Field(nullable=False)
+
+        class Config:
+            strict = False
+
+        @pa.check("chosen", "rejected", name="role_order")
+        def _roles(cls, data: PolarsData) -> pl.LazyFrame:
+            return role_order(data)
+
+        @pa.check("chosen", "rejected", name="empty_content")
+        def _contents(cls, data: PolarsData) -> pl.LazyFrame:
+            return no_empty_content(data)
+
+        @pa.check("chosen", "rejected", name="too_long")
+        def _length(cls, data: PolarsData) -> pl.LazyFrame:
+            return within_chars(data, max_chars)
+
+        @pa.check("rejected", name="prompt_mismatch")
+        def _same_prompt(cls, data: PolarsData) -> pl.LazyFrame:
+            return data.lazyframe.select((prompt_key("chosen") == prompt_key("rejected")).fill_null(False))
+
+        @pa.check("rejected", name="same_answers")
+        def _different(cls, data: PolarsData) -> pl.LazyFrame:
+            same = final_content("chosen").str.strip_chars() == final_content("rejected").str.strip_chars()
+            return data.lazyframe.select(~same.fill_null(False))
+
+    return PreferenceRecord
+
+
 def check_params(p: Params) -> None:
-    if p.task.name not in ("classify", "sft"):
-        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline (known: classify, sft)")
+    if p.task.name not in TASK_COLUMNS:
+        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline (known: {', '.join(TASK_COLUMNS)})")
     for kind in pii.TYPES:
         if getattr(p.curate.pii, kind) not in PII_ACTIONS:
             raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
@@ -184,23 +243,49 @@ def check_params(p: Params) -> None:
 def sft_records(records: pl.DataFrame) -> pl.DataFrame:
     """sft: the JSON conversation in `text` (ingest) as `messages`; the rules then see the non-system turns
     as `text` and the final assistant answer as `label` (two answers to one prompt: label_conflict)."""
-    last = pl.col("messages").list.last().struct
     turns = pl.col("messages").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
                                          .struct.field("content")).list.join("\n")
     return records.with_columns(messages=pl.col("text").str.json_decode(MESSAGES)).with_columns(
-        text=turns, label=pl.when(last.field("role") == "assistant").then(last.field("content")))
+        text=turns, label=sft_label())
+
+
+def sft_label() -> pl.Expr:
+    last = pl.col("messages").list.last().struct
+    return pl.when(last.field("role") == "assistant").then(last.field("content"))
+
+
+def preference_label() -> pl.Expr:
+    return pl.struct(chosen=final_content("chosen"), rejected=final_content("rejected")).struct.json_encode()
+
+
+def preference_records(records: pl.DataFrame) -> pl.DataFrame:
+    """preference: the JSON pair in `text` (ingest) as `chosen` and `rejected` conversations; the rules see the
+    chosen conversation's non-system turns and the rejected answer as `text`, and both answers as `label`
+    (another pair for the same prompt: label_conflict)."""
+    pair = pl.Struct({"chosen": MESSAGES, "rejected": MESSAGES})
+    turns = pl.col("chosen").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
+                                       .struct.field("content")).list.join("\n")
+    return records.with_columns(pl.col("text").str.json_decode(pair).struct.unnest()).with_columns(
+        text=pl.concat_str(turns, final_content("rejected"), separator="\n"), label=preference_label())
+
+
+TASK_COLUMNS = {"classify": ("text", "label"), "sft": ("messages",), "preference": ("chosen", "rejected")}
+TASK_RECORDS = {"sft": sft_records, "preference": preference_records}  # records -> the task's columns
 
 
 def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
-    """sft: the PII types kinds[row] redacted inside every message of those rows."""
-    if "messages" not in df.columns or not kinds:
+    """sft, preference: the PII types kinds[row] redacted inside every message of those rows (and so in the
+    answers that make the label)."""
+    columns = [c for c in ("messages", "chosen", "rejected") if c in df.columns]
+    if not columns or not kinds:
         return df
     rows = sorted(kinds)
-    new = [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])} for m in msgs]
-           for i, msgs in zip(rows, df["messages"].gather(rows).to_list())]
-    upd = pl.DataFrame({"_i": rows, "_m": new}, schema={"_i": pl.UInt32, "_m": MESSAGES})
+    new = {f"_{c}": [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])}
+                      for m in msgs] for i, msgs in zip(rows, df[c].gather(rows).to_list())] for c in columns}
+    upd = pl.DataFrame({"_i": rows} | new, schema={"_i": pl.UInt32} | dict.fromkeys(new, MESSAGES))
     return (df.with_row_index("_i").join(upd, on="_i", how="left", maintain_order="left")
-            .with_columns(messages=pl.coalesce("_m", "messages")).drop("_i", "_m"))
+            .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in columns).drop("_i", *new)
+            .with_columns(label=sft_label() if "messages" in columns else preference_label()))
 
 
 def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
@@ -225,11 +310,11 @@ def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
 
 def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
     """The non-schema rules: name -> (fails, reason), as polars expressions over a record
-    (with the `_words` and `_max_run` columns that apply_rules adds)."""
+    (with the `_words`, `_spaces` and `_max_run` columns that apply_rules adds)."""
     c = p.curate
     text = pl.col("text").fill_null("")
     words = pl.col("_words")  # computed once by apply_rules (used by two rules)
-    visible = text.str.len_chars() - text.str.count_matches(r"\s")  # whitespace is rarer: fewer matches
+    visible = text.str.len_chars() - pl.col("_spaces")
     symbols = text.str.count_matches(r"[^\w\s]")
     letters = text.str.count_matches(r"[^\W\d_]")
     scripts = "".join(rf"\p{{{s}}}" for s in c.scripts)
@@ -260,6 +345,25 @@ def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
     }
 
 
+def spaces_and_words(texts: pl.Series) -> pl.DataFrame:
+    """Per text, `_spaces` (whitespace characters) and `_words` (runs of non-whitespace).
+
+    For plain texts (records.plain) a literal count of spaces (a fast byte scan) gives both;
+    regular expressions count the others.
+    """
+    text = pl.col("text")
+    df = pl.DataFrame({"text": texts.fill_null("")}).with_row_index("_row")
+    fast = df.filter(plain(text)).select("_row", _spaces=text.str.count_matches(" ", literal=True), _empty=text == "").select(
+        "_row", "_spaces", _words=pl.when("_empty").then(0).otherwise(pl.col("_spaces") + 1))
+    slow = df.filter(~plain(text)).select("_row", _spaces=text.str.count_matches(r"\s"), _words=text.str.count_matches(r"\S+"))
+    return pl.concat([fast, slow]).sort("_row").select(pl.col("_spaces", "_words").cast(pl.Int64))
+
+
+def not_ascii(text):
+    """Texts (a polars Series or Expr) with a non-ASCII character: more UTF-8 bytes than characters."""
+    return text.str.len_bytes() != text.str.len_chars()
+
+
 def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
     """Longest run of one repeated character, for texts with a run over `limit` (else 0).
 
@@ -269,7 +373,7 @@ def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
     """
     filled = texts.fill_null("")
     ascii_runs = "|".join(re.escape(c) + f"{{{limit + 1},}}" for c in string.printable)
-    candidate = (filled.str.contains(ascii_runs) | filled.str.contains(r"[^\x00-\x7F]")).to_list()
+    candidate = (filled.str.contains(ascii_runs) | not_ascii(filled)).to_list()
     run_re = re.compile(rf"(.)\1{{{limit},}}", re.DOTALL)
     out = [0] * len(candidate)
     for i in (i for i, c in enumerate(candidate) if c):
@@ -284,9 +388,9 @@ def find_pii(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]
     Each type's prefilter runs in polars over all rows; its pattern only on the rows that matched.
     """
     text = pl.col("text").fill_null("")
-    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text",
-                      *(text.str.contains(pat).alias(k) for k, pat in pii.PREFILTERS.items()))
-            .filter(pl.any_horizontal(*pii.PREFILTERS)))
+    any_type = "|".join(f"(?:{pat})" for pat in pii.PREFILTERS.values())  # one pass over all rows, then per type
+    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text").filter(text.str.contains(any_type))
+            .with_columns(text.str.contains(pat).alias(k) for k, pat in pii.PREFILTERS.items()))
     found = {}
     for i, t, *flags in hits.iter_rows():
         spans = pii.find(t, [k for k, hit in zip(pii.PREFILTERS, flags) if hit])
@@ -316,14 +420,14 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
     `failed` holds the schema failures (schema_failures) of the same rows.
     """
     exprs = rule_exprs(p)
-    df = df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
-                                                 _max_run=max_char_run(df["text"], p.curate.max_char_run),
-                                                 _words=pl.col("text").fill_null("").str.count_matches(r"\S+"))
+    df = pl.concat([df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
+                                                            _max_run=max_char_run(df["text"], p.curate.max_char_run)),
+                    spaces_and_words(df["text"])], how="horizontal")
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
     # Each rule's test runs once; the costly charset test only on texts that are not plain ASCII.
     cheap = [name for name in ["forget", "license"] + QUALITY_RULES if name != "charset"]
     flags = df.select("index", *(exprs[name][0].fill_null(False).alias(name) for name in cheap))
-    non_ascii = df.filter(pl.col("text").fill_null("").str.contains(r"[^\x00-\x7F]"))
+    non_ascii = df.filter(not_ascii(pl.col("text").fill_null("")))
     flags = flags.join(non_ascii.select("index", charset=exprs["charset"][0].fill_null(False)), on="index",
                        how="left").with_columns(pl.col("charset").fill_null(False))
     order = ["forget", "license", "_schema"] + QUALITY_RULES
@@ -343,6 +447,9 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         "unknown_label": pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>")),
         "role_order": pl.lit("roles must be [system], then user/assistant turns in turn, ending with the assistant"),
         "empty_content": pl.lit("a message has no content"),
+        "prompt_mismatch": pl.lit("the chosen and the rejected answer follow different prompts (the turns before "
+                                  "their final answers differ)"),
+        "same_answers": pl.lit("the chosen and the rejected answer are the same"),
     }
     for name, why in list(schema_reasons.items()) + [(k, v[1]) for k, v in exprs.items()]:
         col = pl.col("_schema_col") if name in schema_reasons else pl.lit(
@@ -351,7 +458,7 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         column = pl.when(pl.col("rule") == name).then(col).otherwise(column)
     failing = df.filter(pl.col("rule").is_not_null()).select("index", _reason=reason, _column=column)
     df = df.join(failing, on="index", how="left").rename({"_reason": "reason", "_column": "column"})
-    return df.drop("index", "_max_run", "_words", "_schema_rule", "_schema_col")
+    return df.drop("index", "_max_run", "_words", "_spaces", "_schema_rule", "_schema_col")
 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
@@ -401,59 +508,54 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
     return out, table
 
 
-def survivor_band_keys(part: pl.LazyFrame, rows: pl.Series, p: NearDuplicateParams) -> np.ndarray:
-    """neardup.band_keys of the texts in `part` whose _i is in `rows` (runs in worker processes)."""
-    texts = part.filter(pl.col("_i").is_in(rows.implode())).select("text").collect()["text"].to_list()
-    return neardup.band_keys(texts, p.num_perm, p.shingle_words, p.seed, neardup.bands_for(p.threshold, p.num_perm))
-
-
-def dedupe(meta: pl.DataFrame, parts: list[pl.LazyFrame], p: NearDuplicateParams, mapper: Callable = map) -> pl.DataFrame:
+def dedupe(meta: pl.DataFrame, keys: np.ndarray, parts: "Parts", p: NearDuplicateParams) -> pl.DataFrame:
     """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
 
     `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
-    (file, line) order; `parts` hold the texts (with _i), in the same order; `mapper` computes their LSH band keys.
-    Returns, per row this step rejects or clusters: _i, d_rule, d_column, d_reason, cluster.
+    (file, line) order; `keys` the LSH band keys of its rows with no rule yet, in the same order
+    (rules_pass); `parts` holds the texts (ruled-*). Returns, per row this step rejects or
+    clusters (cluster = the record_id of another record): _i, d_rule, d_column, d_reason, cluster.
     """
-    alive = pl.col("rule").is_null()
-    ranked = meta.with_columns(
-        n_labels=pl.col("label").filter(alive).n_unique().over("record_id"),
-        labels=pl.col("label").filter(alive).unique().sort().str.join(", ").over("record_id"),
-        copy=alive.cast(pl.Int64).cum_sum().over("record_id") - 1,
-        first=pl.format("{}:{}", pl.col("file"), pl.col("line")).filter(alive).first().over("record_id"),
-        copies=alive.sum().over("record_id"),
+    live = meta.filter(pl.col("rule").is_null())
+    copies = live.filter(pl.col("record_id").is_duplicated())  # the few texts with 2+ live copies
+    ranked = copies.with_columns(
+        n_labels=pl.col("label").n_unique().over("record_id"),
+        labels=pl.col("label").cast(pl.String).unique().sort().str.join(", ").over("record_id"),
+        copy=pl.int_range(pl.len()).over("record_id"),
+        first=pl.format("{}:{}", pl.col("file"), pl.col("line")).first().over("record_id"),
+        copies=pl.len().over("record_id"),
     )
-    conflict = alive & (pl.col("n_labels") > 1)
-    dup = alive & ~conflict & (pl.col("copy") > 0)
-    exact = ranked.filter(conflict | dup).select(
+    conflict = pl.col("n_labels") > 1
+    exact = ranked.filter(conflict | (pl.col("copy") > 0)).select(
         "_i",
         d_rule=pl.when(conflict).then(pl.lit("label_conflict")).otherwise(pl.lit("duplicate")),
         d_column=pl.when(conflict).then(pl.lit("label")).otherwise(pl.lit("text")),
         d_reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the "
                                                   "source", pl.col("copies"), pl.col("labels")))
         .otherwise(pl.format("duplicate of {}", pl.col("first"))))
-    survivors = ranked.filter(alive & ~conflict & ~dup).select("_i", "record_id", where=pl.format("{}:{}", "file", "line"))
+    survivors = live.filter(~pl.col("_i").is_in(exact["_i"].implode())).select("_i", "record_id", "file", "line")
     rows = survivors["_i"]
-
-    def texts_at(positions) -> list[str]:
-        wanted = rows.gather(positions).implode()
-        return [t for part in parts for t in part.filter(pl.col("_i").is_in(wanted)).select("text").collect()["text"]]
-
-    keyed = mapper(functools.partial(survivor_band_keys, rows=rows, p=p), parts)
-    rep, sim = neardup.clusters(keyed, texts_at, p.threshold, p.num_perm, p.shingle_words, p.seed)
-    hit = np.flatnonzero(rep != np.arange(len(rep))) if p.action == "reject" else np.zeros(0, np.int64)
-    where = survivors["where"].gather(rep[hit]).to_list()
-    marks = survivors.select("_i", cluster=pl.col("record_id").gather(rep)).join(pl.DataFrame({
-        "_i": rows.gather(hit), "d_rule": ["near_duplicate"] * len(hit), "d_column": ["text"] * len(hit),
-        "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" for w, s in zip(where, sim[hit].tolist())],
-    }, schema={"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}),
-        on="_i", how="left", maintain_order="left").select("_i", "d_rule", "d_column", "d_reason", "cluster")
+    keyed = keys[np.searchsorted(live["_i"].to_numpy(), rows.to_numpy())]
+    rep, sim = neardup.clusters([keyed], lambda positions: parts.texts(rows.gather(positions)), p.threshold,
+                                p.num_perm, p.shingle_words, p.seed)
+    member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
+    where = survivors[rep[member]].select(pl.format("{}:{}", "file", "line")).to_series().to_list()
+    reject = p.action == "reject"
+    marks = pl.DataFrame({
+        "_i": rows.gather(member), "d_rule": ["near_duplicate" if reject else None] * len(member),
+        "d_column": ["text" if reject else None] * len(member),
+        "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" if reject else None
+                     for w, s in zip(where, sim[member].tolist())],
+        "cluster": survivors["record_id"].gather(rep[member])}, schema=DECISIONS | {"cluster": pl.String})
     return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
 
 
 def task_schema(p: Params):
-    """The pandera schema of the task: classify (text, label) or sft (messages)."""
+    """The pandera schema of the task: classify (text, label), sft (messages) or preference (chosen, rejected)."""
     if p.task.name == "sft":
         return sft_model(p.curate.max_chars)
+    if p.task.name == "preference":
+        return preference_model(p.curate.max_chars)
     return classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
 
 
@@ -461,23 +563,22 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
     """The row-local rules on one chunk (PII, the pandera schema, quality rules): adds rule, reason,
     column, pii; returns the chunk, its PII counts and seconds per phase. Runs in worker processes."""
     timings: dict[str, float] = {}
-    sft = p.task.name == "sft"
-    if sft:
-        chunk = sft_records(chunk)
+    chat = p.task.name in TASK_RECORDS
+    if chat:
+        chunk = TASK_RECORDS[p.task.name](chunk)
     schema = task_schema(p)
     with phase(timings, "pii"):
         staged, found = redact_for_training(chunk, p)
-        if sft:
+        if chat:
             redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
             staged = redact_messages(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
-        failed = schema_failures(staged.select("record_id", "messages") if sft else
-                                 staged.select("record_id", "text", "label"), schema)
+        failed = schema_failures(staged.select("record_id", *TASK_COLUMNS[p.task.name]), schema)
     with phase(timings, "rules"):
         ruled = apply_rules(staged, failed, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
-        if sft:
+        if chat:
             rejected_rows = [i for i in found if ruled["rule"][i] is not None]
             ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
     return ruled, pii_table, timings
@@ -494,6 +595,81 @@ def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, workers: in
         yield pending.popleft().result()
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The records, a chunk of `chunk_rows` at a time, and the frames curate keeps per chunk between
+    its passes: parquet files in `scratch` (the stage: worker processes read and write them) or,
+    with no scratch, a dict in this process (tests, small data)."""
+    records: Path | pl.DataFrame  # in (file, line) order
+    chunk_rows: int
+    scratch: Path | None = None
+    memory: dict = field(default_factory=dict, compare=False)
+
+    def _scan(self) -> pl.LazyFrame:
+        return self.records.lazy() if isinstance(self.records, pl.DataFrame) else pl.scan_parquet(self.records)
+
+    def count(self) -> int:
+        """Chunks (at least one, so that empty input still yields its empty outputs)."""
+        return max(1, -(-self._scan().select(pl.len()).collect().item() // self.chunk_rows))
+
+    def chunk(self, k: int) -> pl.DataFrame:
+        return self._scan().slice(k * self.chunk_rows, self.chunk_rows).collect()
+
+    def put(self, name: str, df: pl.DataFrame) -> None:
+        if self.scratch is None:
+            self.memory[name] = df
+        else:  # scratch: fast to write and read back; the outputs are compressed once, at the end
+            df.write_parquet(self.scratch / f"{name}.parquet", compression="lz4", statistics=False)
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        return self.memory[name].lazy() if self.scratch is None else pl.scan_parquet(self.scratch / f"{name}.parquet")
+
+    def drop(self, name: str) -> None:
+        if self.scratch is None:
+            del self.memory[name]
+        else:
+            (self.scratch / f"{name}.parquet").unlink()
+
+    def texts(self, rows: pl.Series) -> list[str | None]:
+        """The texts of rows `_i` (sorted) from the ruled chunks."""
+        chunks = (rows // self.chunk_rows).unique().sort().to_list()
+        wanted = rows.implode()
+        return [t for k in chunks for t in self.scan(f"ruled-{k:06d}").filter(pl.col("_i").is_in(wanted))
+                .select("text").collect()["text"]]
+
+
+META = ("_i", "record_id", "label", "file", "line", "source", "rule")
+DECISIONS = {"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}
+
+
+def rules_pass(k: int, parts: Parts, p: Params) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dict]:
+    """Pass 1 on chunk k (in a worker process): the row-local rules, then the LSH band keys of the rows
+    they let through. Keeps the ruled chunk in `parts` (as ruled-k) and returns what dedupe needs of
+    it: its rows without text (META), their band keys, its PII counts and the seconds per phase."""
+    ruled, pii_table, timings = rule_chunk(parts.chunk(k), p)
+    start = k * parts.chunk_rows
+    ruled = ruled.with_columns(_i=pl.int_range(start, start + ruled.height, dtype=pl.Int64))
+    nd = p.curate.near_duplicates
+    with phase(timings, "dedupe"):
+        keys = neardup.band_keys(ruled.filter(pl.col("rule").is_null())["text"].to_list(), nd.num_perm,
+                                 nd.shingle_words, nd.seed, neardup.bands_for(nd.threshold, nd.num_perm))
+    parts.put(f"ruled-{k:06d}", ruled)
+    meta = ruled.select(META).with_columns(pl.col("label", "file", "source", "rule").cast(pl.Categorical))
+    return meta, keys, pii_table, timings
+
+
+def decide_pass(job: tuple[int, pl.DataFrame], parts: Parts, p: Params) -> dict:
+    """Pass 2 on chunk k (in a worker process): its dedupe decisions applied (`decide`); keeps
+    curated-k and rejected-k in `parts` in place of ruled-k. Returns the seconds per phase."""
+    k, decisions = job
+    timings: dict[str, float] = {}
+    curated, rejected = decide(parts.scan(f"ruled-{k:06d}").collect(), decisions, task_schema(p), timings)
+    parts.put(f"curated-{k:06d}", curated)
+    parts.put(f"rejected-{k:06d}", rejected)
+    parts.drop(f"ruled-{k:06d}")
+    return timings
+
+
 def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One chunk's final (curated, rejected): the dedupe decisions applied, forgotten text blanked."""
     out = ruled.join(decisions, on="_i", how="left", maintain_order="left").with_columns(
@@ -502,62 +678,59 @@ def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict |
     forgotten = pl.col("rule") == "forget"
     out = out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
         pl.when(forgotten).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("text", "label", "messages") if c in out.columns)
+        for c in ("text", "label", "messages", "chosen", "rejected") if c in out.columns)
     curated = out.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
     with phase(timings, "pandera"):
         schema.validate(curated)
     return curated, out.filter(pl.col("rule").is_not_null()).drop("cluster")
 
 
-def curate_parts(chunks: Iterable[pl.DataFrame], p: Params, ingest_stats: dict | None, store: Callable,
-                 timings: dict | None = None, mapper: Callable = map) -> tuple[list, list, dict]:
-    """The core, a chunk at a time: records in (file, line) order -> (curated parts, rejected parts, stats).
+def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: dict | None = None,
+                 mapper: Callable = map) -> tuple[int, dict]:
+    """The core, a chunk at a time: records in (file, line) order -> curated-k and rejected-k in `parts`
+    for each chunk k; returns the chunk count and the stats.
 
-    `store(name, frame)` keeps a frame (in memory or as a parquet part) and returns it as a LazyFrame;
-    `mapper` runs rule_chunk over the chunks (map, or pooled across processes). Only a few chunks'
+    `mapper` runs the passes over the chunks (map, or pooled across processes). Only a few chunks'
     text is in memory at a time, plus what dedupe keeps per record (no text).
     """
     check_params(p)
-    schema = task_schema(p)
-    ruled_parts, metas, pii_tables, offset = [], [], [], 0
-    for k, (ruled, pii_table, spent) in enumerate(mapper(functools.partial(rule_chunk, p=p), chunks)):
+    metas, keys, pii_tables = [], [np.zeros((0, neardup.bands_for(p.curate.near_duplicates.threshold,
+                                                                  p.curate.near_duplicates.num_perm)), np.uint64)], []
+    n = parts.count()
+    for meta, chunk_keys, pii_table, spent in mapper(functools.partial(rules_pass, parts=parts, p=p), range(n)):
         for name, seconds in spent.items():
             add_time(timings, name, seconds)
-        ruled = ruled.with_columns(_i=pl.int_range(offset, offset + ruled.height, dtype=pl.Int64))
-        offset += ruled.height
-        metas.append(ruled.select("_i", "record_id", "label", "file", "line", "source", "rule"))
-        pii_tables.append(pii_table)
-        ruled_parts.append(store(f"ruled-{k:06d}", ruled))
-    meta = pl.concat(metas) if metas else pl.DataFrame(schema={"_i": pl.Int64, **{c: pl.String for c in (
-        "record_id", "label", "file")}, "line": pl.Int64, "source": pl.String, "rule": pl.String})
+        metas.append(meta), keys.append(chunk_keys), pii_tables.append(pii_table)  # noqa: E401
+    meta = pl.concat(metas, rechunk=False)
+    del metas
     order = meta.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True)).to_series()
     if not order.equals(pl.int_range(meta.height, eager=True).alias(order.name)):
         raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
 
     with phase(timings, "dedupe"):
-        decisions = dedupe(meta, ruled_parts, p.curate.near_duplicates, mapper)
-    curated, rejected = [], []
-    for k, part in enumerate(ruled_parts):
-        cur, rej = decide(part.collect(), decisions, schema, timings)
-        curated.append(store(f"curated-{k:06d}", cur))
-        rejected.append(store(f"rejected-{k:06d}", rej))
-    outcome = meta.join(decisions, on="_i", how="left").with_columns(
-        rule=pl.coalesce("rule", "d_rule"), cluster=pl.coalesce("cluster", "record_id"))
-    pii_table = (pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type") if pii_tables
-                 else pl.DataFrame(schema=PII_TABLE))
+        keys = np.concatenate(keys)  # the chunks' arrays are freed here
+        decisions = dedupe(meta, keys, parts, p.curate.near_duplicates)
+        del keys
+    by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
+    empty = pl.DataFrame(schema=decisions.schema)
+    jobs = ((k, by_chunk.get((k,), empty)) for k in range(n))
+    for spent in mapper(functools.partial(decide_pass, parts=parts, p=p), jobs):
+        for name, seconds in spent.items():
+            add_time(timings, name, seconds)
+    outcome = meta.join(decisions, on="_i", how="left").with_columns(rule=pl.coalesce(pl.col("rule").cast(pl.String), "d_rule"))
+    pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
     stats = curate_stats(meta, outcome.filter(pl.col("rule").is_null()), outcome.filter(pl.col("rule").is_not_null()),
                          pii_table, ingest_stats)
-    return curated, rejected, stats
+    return n, stats
 
 
 def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
            timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """In memory (tests, small data): ingested records -> (curated, rejected, stats), both in (file, line) order."""
-    records = records.sort("file", "line", maintain_order=True)
-    n = p.curate.chunk_rows
-    chunks = (records.slice(i, n) for i in range(0, max(records.height, 1), n))
-    curated, rejected, stats = curate_parts(chunks, p, ingest_stats, lambda _, df: df.lazy(), timings)
-    return pl.concat(curated).collect(), pl.concat(rejected).collect(), stats
+    parts = Parts(records.sort("file", "line", maintain_order=True), p.curate.chunk_rows)
+    n, stats = curate_parts(parts, p, ingest_stats, timings)
+    return (*(pl.concat(parts.memory[f"{name}-{k:06d}"] for k in range(n)) for name in ("curated", "rejected")),
+            stats)
 
 
 def _counts(df: pl.DataFrame, col: str) -> dict[str, int]:
@@ -592,34 +765,29 @@ def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | Non
             "rejected_by_rule": {rule: 0 for rule in RULES} | _counts(rejected, "rule"),
             "curated_by_label": _counts(curated, "label"), "by_source": by_source,
             "pii": pii_stats, "pii_by_source": dict(sorted(pii_by_source.items())),
-            "clusters": {"kept_with_near_duplicates": int(curated.group_by("cluster").len().filter(pl.col("len") > 1).height)}}
+            "clusters": {"kept_with_near_duplicates": curated["cluster"].drop_nulls().n_unique()}}
 
 
 def main() -> None:
     params = load_params(Params)
     timings: dict[str, float] = {}
     OUT.mkdir(parents=True, exist_ok=True)
-    parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
-
-    def store(name: str, df: pl.DataFrame) -> pl.LazyFrame:
-        df.write_parquet(parts / f"{name}.parquet")
-        return pl.scan_parquet(parts / f"{name}.parquet")
-
+    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
     try:
-        n, rows = params.curate.chunk_rows, pl.scan_parquet(IN).select(pl.len()).collect().item()
-        chunks = (pl.scan_parquet(IN).slice(i, n).collect() for i in range(0, max(rows, 1), n))
-        workers = min(os.cpu_count() or 1, -(-rows // n))
+        parts = Parts(IN, params.curate.chunk_rows, scratch)
+        workers = min(os.cpu_count() or 1, parts.count())
         with contextlib.ExitStack() as stack:
             mapper = map
             if workers > 1:  # spawn: polars' thread pool does not survive fork
                 pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
                 mapper = functools.partial(pooled, pool=pool, workers=workers)
-            curated, rejected, stats = curate_parts(chunks, params, read_json(INGEST_STATS), store, timings, mapper)
-        for name, frames in (("curated", curated), ("rejected", rejected)):
+            n, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
+        for name in ("curated", "rejected"):
             with atomic_path(OUT / f"{name}.parquet") as tmp:
-                pl.concat(frames).sink_parquet(tmp, compression="zstd", statistics=False)
+                pl.concat([parts.scan(f"{name}-{k:06d}") for k in range(n)]).sink_parquet(
+                    tmp, compression="zstd", statistics=False)
     finally:
-        shutil.rmtree(parts, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

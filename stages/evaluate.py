@@ -22,7 +22,15 @@ Out (sft; the same files, for a causal LM):
      confusion.csv      actual,predicted of the first JSON field (tuned; <invalid> when not JSON)
      predictions.parquet  the greedy samples: record_id, reference, base, tuned, few_shot (first
                         task.chat.samples records by record_id, deterministic)
-     label_issues.parquet  empty (no labels to check)
+     label_issues.parquet  empty (no labels to check; preference too)
+Out (preference; base = the starting point, which is also the reference model):
+     metrics.json       loss (DPO), preference_accuracy (the chosen answer scores higher than the rejected
+                        one), reward_accuracy and reward_margin (beta * log-ratio to the reference, chosen
+                        minus rejected: 0 for the base by definition); with JSON chosen answers,
+                        json_valid and exact_match of greedy answers against them (base, tuned, gain)
+     per_class.json, confusion.csv  as for sft, against the chosen answers
+     predictions.parquet  record_id, chosen, rejected, base, tuned (greedy answers side by side), margin
+                        (the tuned model's reward margin on that pair)
 
 Baselines, intervals and label issues: stages/lib/baselines.py.
 """
@@ -42,7 +50,7 @@ from stages.lib import baselines
 from stages.lib.classifier import load_base, predict, quiet_transformers
 from stages.lib.errors import UserError, run
 from stages.lib.files import write_bytes, write_json, write_parquet
-from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
+from stages.lib.params import DataParams, ModelParams, TaskParams, TrainParams, load_params
 
 IN = Path("data/tokenize")
 SPLIT = Path("data/split")
@@ -68,6 +76,7 @@ class Params:
     model: ModelParams
     data: DataParams
     task: TaskParams
+    train: TrainParams            # task=preference: train.preference (the starting point, beta, loss)
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> tuple[dict, dict]:
@@ -187,22 +196,10 @@ def check_context(model, prompts: list[list[int]], max_new_tokens: int, shots: i
 def main_chat(p: Params, path: Path) -> None:
     """task=sft: loss/perplexity, greedy samples and JSON scores of base and tuned; the base prompted
     zero-shot (its own answers) and few-shot as the cheap alternatives."""
-    from transformers import AutoTokenizer
-
     from stages.lib import causal, chat
-    from stages.lib.model import resolve_model_path
 
-    if p.task.chat is None:
-        raise UserError("params.yaml: task.chat: required for task sft; use task=sft")
-    df = pl.read_parquet(path).sort("record_id")
+    df, sample, prompts, tok, stop = chat_inputs(p, path, "input_ids")
     ids, labels = df["input_ids"].to_list(), df["labels"].to_list()
-    if not ids:
-        raise UserError(f"{path}: no rows to evaluate; check data/tokenize/stats.json")
-    sample = df if p.task.chat.samples < 0 else df.head(p.task.chat.samples)
-    prompts = [x[:n] for x, n in zip(sample["input_ids"].to_list(), sample["prompt_length"].to_list())]
-    tok = AutoTokenizer.from_pretrained(resolve_model_path(p.model.path))
-    stop = [tok.eos_token_id] + [tok.convert_tokens_to_ids(t) for t in chat.END_OF_TURN.values()
-                                 if t in tok.get_vocab() and tok.convert_tokens_to_ids(t) != tok.eos_token_id]
     refs = sample["completion"].to_list()
     structured = bool(json_hits(refs, refs))  # the cheap alternatives are scored on JSON answers only
     few, shots = few_shot_prompts(p, tok, chat.pick_template(tok, p.task.chat.template),
@@ -227,21 +224,83 @@ def main_chat(p: Params, path: Path) -> None:
             ["zero_shot", "few_shot"], "exact_match", len(refs), p.evaluate.bootstrap, p.evaluate.seed)
         results["tuned"] |= scored["tuned"]
         results["base"] |= scored["zero_shot"]
-        results["baselines"] = {"zero_shot": scored["zero_shot"],
-                                "few_shot": scored["few_shot"] | {"shots": shots}}
+        results["baselines"] = {"zero_shot": scored["zero_shot"], "few_shot": scored["few_shot"] | {"shots": shots}}
+    write_json_outputs(results, per_field, refs, answers["tuned"])
+    write_parquet(sample.select("record_id", reference="completion").with_columns(
+        **{name: pl.Series(answers.get(name, [None] * sample.height), dtype=pl.String)
+           for name in ("base", "tuned", "few_shot")}), OUT / "predictions.parquet")
+    print(f"evaluate ({p.evaluate.split}, {len(ids)} rows, {sample.height} generated): " + ", ".join(
+        f"{k} {results['base'][k]:.3f} -> {results['tuned'][k]:.3f}" for k in results["gain"]))
+
+
+def chat_inputs(p: Params, path: Path, ids_column: str):
+    """sft, preference: the split's rows by record_id, the sample to generate for, its prompts, the tokenizer
+    and the tokens that end an answer."""
+    from transformers import AutoTokenizer
+
+    from stages.lib import chat
+    from stages.lib.model import resolve_model_path
+
+    if p.task.chat is None:
+        raise UserError(f"params.yaml: task.chat: required for task {p.task.name}; use task={p.task.name}")
+    df = pl.read_parquet(path).sort("record_id")
+    if not df.height:
+        raise UserError(f"{path}: no rows to evaluate; check data/tokenize/stats.json")
+    sample = df if p.task.chat.samples < 0 else df.head(p.task.chat.samples)
+    prompts = [x[:n] for x, n in zip(sample[ids_column].to_list(), sample["prompt_length"].to_list())]
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(p.model.path))
+    stop = [tok.eos_token_id] + [tok.convert_tokens_to_ids(t) for t in chat.END_OF_TURN.values()
+                                 if t in tok.get_vocab() and tok.convert_tokens_to_ids(t) != tok.eos_token_id]
+    return df, sample, prompts, tok, stop
+
+
+def write_json_outputs(results: dict, per_field: dict, refs: list[str], answers: list[str]) -> None:
+    """metrics.json, per_class.json and confusion.csv (the first JSON field of the references vs the answers)."""
     first = next(iter(per_field["tuned"]), None)
-    got = [as_json(a) for a in answers["tuned"]]
+    got = [as_json(a) for a in answers]
     rows = [(str(as_json(r)[first]), str(g[first]) if isinstance(g, dict) and first in g else "<invalid>")
             for r, g in zip(refs, got)] if first else []
     write_json(OUT / "metrics.json", results)
     write_json(OUT / "per_class.json", per_field)
     write_bytes(OUT / "confusion.csv", ("\n".join(["actual,predicted"] + [f"{a},{b}" for a, b in rows]) + "\n").encode())
-    write_parquet(sample.select("record_id", reference="completion").with_columns(
-        **{name: pl.Series(answers.get(name, [None] * sample.height), dtype=pl.String)
-           for name in ("base", "tuned", "few_shot")}), OUT / "predictions.parquet")
-    write_parquet(pl.DataFrame(schema=ISSUES), OUT / "label_issues.parquet")
-    print(f"evaluate ({p.evaluate.split}, {len(ids)} rows, {sample.height} generated): " + ", ".join(
-        f"{k} {results['base'][k]:.3f} -> {results['tuned'][k]:.3f}" for k in results["gain"]))
+
+
+def main_preference(p: Params, path: Path) -> None:
+    """task=preference: DPO scores of the starting point (base) and the tuned model against the starting point,
+    and greedy samples of both (stages/lib/preference.py)."""
+    from stages.lib import preference
+
+    preference.check(p.train.preference)
+    pref = p.train.preference
+    df, sample, prompts, tok, stop = chat_inputs(p, path, "chosen_ids")
+    seqs, mean = preference.interleave(df), pref.loss == "ipo"
+    refs = sample["chosen"].to_list()
+    results, per_field, answers, logps = {}, {}, {}, {}
+
+    def load_tuned():
+        if (MODEL / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(preference.load_start(p.model, pref.init), str(MODEL))
+        return load_tuned_causal(p)
+
+    for name, load in (("base", lambda: preference.load_start(p.model, pref.init)), ("tuned", load_tuned)):
+        torch.manual_seed(p.evaluate.seed)
+        model = None  # one model in memory at a time
+        model = load()
+        logps[name] = preference.all_logps(model, seqs, model.config.pad_token_id or 0, p.evaluate.batch_size, mean)
+        answers[name] = generate(model, tok, prompts, p.task.chat.max_new_tokens, stop)
+        found, per_field[name] = json_scores(answers[name], refs)
+        results[name] = preference.scores(logps[name], logps["base"], pref.beta, pref.loss) | found
+    results["gain"] = {k: round(results["tuned"][k] - results["base"][k], 6) for k in results["tuned"]}
+    write_json_outputs(results, per_field, refs, answers["tuned"])
+    _, chosen, rejected = preference.dpo_loss(*logps["tuned"], *logps["base"], pref.beta, pref.loss)
+    margin = (chosen - rejected)[:sample.height].cpu().numpy().round(6)
+    write_parquet(sample.select("record_id", "chosen", "rejected").with_columns(
+        base=pl.Series(answers["base"], dtype=pl.String), tuned=pl.Series(answers["tuned"], dtype=pl.String),
+        margin=pl.Series(margin, dtype=pl.Float64)), OUT / "predictions.parquet")
+    print(f"evaluate ({p.evaluate.split}, {df.height} pairs, {sample.height} generated): " + ", ".join(
+        f"{k} {results['base'][k]:.3f} -> {results['tuned'][k]:.3f}" for k in results["tuned"]))
 
 
 def load_rows(split: str) -> pl.DataFrame:
@@ -266,8 +325,9 @@ def main() -> None:
     path = IN / f"{p.evaluate.split}.parquet"
     if p.evaluate.split not in ("validation", "test"):
         raise UserError(f"params.yaml: evaluate.split: '{p.evaluate.split}' is not one of validation, test")
-    if p.task.name == "sft":
-        return main_chat(p, path)
+    if p.task.name in ("sft", "preference"):
+        (main_chat if p.task.name == "sft" else main_preference)(p, path)
+        return write_parquet(pl.DataFrame(schema=ISSUES), OUT / "label_issues.parquet")  # no labels to check
     rows, train = load_rows(p.evaluate.split), load_rows("train")
     ids, y = rows["input_ids"].to_list(), rows["label_id"].to_list()
     if not ids:

@@ -2,7 +2,8 @@
 
 In:  the files matched by each source in `data.sources` (JSONL, CSV, Parquet).
 Out: data/ingest/records.parquet     record_id, text, label, group, source, file, line, license
-                                     (sft: `text` is the conversation as JSON messages, stages/lib/chat.py)
+                                     (sft: `text` is the conversation as JSON messages; preference: the
+                                     pair as JSON {"chosen": messages, "rejected": messages}; stages/lib/chat.py)
      data/ingest/quarantine.parquet  source, file, line, offset, error, raw (units that could not be read)
      data/ingest/stats.json          per source: files, raw units, records, quarantined units
 
@@ -133,7 +134,7 @@ def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: 
     values = []
     for role, name in jf.fields.items():
         value = obj.get(name) if name else None
-        value, err = chat.parse_messages(value) if role == "text" and src.format == "messages" else _as_text(value, role)
+        value, err = chat.parse_messages(value) if chat.takes_messages(src.format, role, value) else _as_text(value, role)
         if err:
             parsed.bad.append((n, offset, f"field '{name}' {err}", _excerpt(raw)))
             return
@@ -197,7 +198,7 @@ def read_csv(path: Path, src: SourceParams, chunk_rows: int, max_bytes: int) -> 
             yield Parsed(bad=[(1, None, f"unreadable CSV header: {e}; whole file quarantined", "")])
             return
         header = [_shown(h) for h in header]
-        missing = [name for name in (src.text_field, src.label_field, src.group_field) if name and name not in header]
+        missing = [name for name in chat.required_columns(src) if name not in header]
         if missing:
             yield Parsed(bad=[(1, None, f"CSV header has no column {missing[0]!r} (columns: {', '.join(header)}); "
                                         "whole file quarantined", _excerpt(",".join(header)))])
@@ -236,7 +237,8 @@ def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Par
     except Exception as e:  # polars raises several types for corrupt files
         yield Parsed(bad=[(0, None, f"unreadable Parquet file: {str(e).splitlines()[0]}; whole file quarantined", "")])
         return
-    names = [src.text_field, src.label_field] + ([src.group_field] if src.group_field else [])
+    fields = list(chat.source_fields(src).values())
+    names = chat.required_columns(src)
     extra = [c for c in chat.optional_columns(src) if c in schema]  # instruction: `input`
     for name in names + extra:
         if name not in schema:
@@ -255,8 +257,7 @@ def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Par
         return
     for start in range(0, max(df.height, 1), chunk_rows):
         part = df.slice(start, chunk_rows)
-        cols = ([part[n].to_list() for n in names] + ([] if src.group_field else [[None] * part.height])
-                + [part[n].to_list() if n in extra else [None] * part.height for n in chat.optional_columns(src)])
+        cols = [part[n].to_list() if n in part.columns else [None] * part.height for n in fields]
         yield Parsed(rows=[(start + i + 1, *vals) for i, vals in enumerate(zip(*cols))])
 
 
@@ -290,6 +291,9 @@ def to_frames(parsed: Parsed, src: SourceParams, file: str) -> tuple[pl.DataFram
     n = len(lines)
     if src.format == "text":
         ids = record_ids(texts)
+    elif src.format == "preference":  # the pair as {"chosen": messages, "rejected": messages} (JSON in `text`)
+        pairs = [chat.preference_pair(*row) for row in zip(texts, labels, *(extra or [[None] * n]))]
+        texts, labels, ids = [chat.dumps(x) for x in pairs], [None] * n, [chat.conversation_id(x["chosen"]) for x in pairs]
     else:  # sft: the row as messages (JSON in `text`); the id hashes the turns before the final answer
         convs = [chat.conversation(src.format, *row) for row in zip(texts, labels, *(extra or [[None] * n]))]
         texts, labels, ids = [chat.dumps(c) for c in convs], [None] * n, [chat.conversation_id(c) for c in convs]
@@ -373,8 +377,9 @@ def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) ->
     index, path, src, p, parts = job
 
     def write(k: int, rec: pl.DataFrame, bad: pl.DataFrame) -> None:
-        rec.write_parquet(parts / f"records-{index:06d}-{k:09d}.parquet")
-        bad.write_parquet(parts / f"quarantine-{index:06d}-{k:09d}.parquet")
+        # scratch parts: fast to write and read back; the outputs are compressed once, at the end
+        rec.write_parquet(parts / f"records-{index:06d}-{k:09d}.parquet", compression="lz4", statistics=False)
+        bad.write_parquet(parts / f"quarantine-{index:06d}-{k:09d}.parquet", compression="lz4", statistics=False)
 
     return src.name, read_counted(path, src, p, write)
 

@@ -117,6 +117,20 @@ def label_check(facts: dict) -> str:
             "are listed for review with a suggested label in `data/evaluate/label_issues.parquet`; none was dropped.")
 
 
+def task_data(p: Params) -> tuple[str, str]:
+    """What the data is for, and what one instance is."""
+    if p.task.name == "preference":
+        return ("preference tuning (DPO): prompts with a chosen and a rejected answer.",
+                "one pair: a prompt (a conversation) with a chosen and a rejected answer, identified by `record_id` "
+                "(a hash of the prompt's turns; one pair per prompt)")
+    if p.task.name == "sft":
+        return ("chat fine-tuning: conversations whose assistant turns are the training targets.",
+                "one conversation (system, user and assistant turns), identified by `record_id` (a hash of its turns "
+                "before the final answer)")
+    return (f"text classification into {len(p.data.labels)} labels ({', '.join(p.data.labels)}).",
+            "one text with one label from the taxonomy, identified by `record_id` (a hash of the normalized text)")
+
+
 def data_card(facts: dict, p: Params) -> str:
     """Datasheets for Datasets (Gebru et al.) sections, filled from the outputs and the report params."""
     ing, cur = facts["ingest"], facts["curate"]
@@ -137,12 +151,11 @@ def data_card(facts: dict, p: Params) -> str:
         (f"Built by tunebuild for *{p.report.title}*, following the sections of Datasheets for Datasets. Every "
          "number below comes from the pipeline's outputs; what only the owner knows comes from `report` in conf/."),
         "## Motivation\n\n" + f"Why it was made: {owner_fact(p.report, 'motivation')}\n\n"
-        f"Task: text classification into {len(p.data.labels)} labels ({', '.join(p.data.labels)}).\n\n"
+        f"Task: {task_data(p)[0]}\n\n"
         f"Owner: {owner_fact(p.report, 'owner')}",
-        "## Composition\n\nEach instance is one text with one label from the taxonomy, identified by `record_id` "
-        "(a hash of the normalized text), with its source, file, line and license.\n\n"
-        + table(["source", "license", *SPLITS], facts["licenses"]) + "\n\n"
-        + table(["label", *SPLITS], label_rows),
+        f"## Composition\n\nEach instance is {task_data(p)[1]}, with its source, file, line and license.\n\n"
+        + table(["source", "license", *SPLITS], facts["licenses"])
+        + ("\n\n" + table(["label", *SPLITS], label_rows) if p.data.labels else ""),
         "## Collection process\n\n" + f"How the data was gathered: {owner_fact(p.report, 'collection')}\n\n"
         "Every raw unit is curated, rejected (with a rule) or quarantined (unreadable).\n\n"
         + table(["source", "files", "file count", "raw units", "quarantined", "rejected", "curated"], src_rows),
@@ -188,8 +201,8 @@ def worth_it(metrics: dict) -> str:
     metric with its paired bootstrap 95% interval, and whether that interval clears 0."""
     g = metrics.get("gain_over_best_baseline")
     if g is None:
-        return ("No cheap alternative was scored: the reference answers are not JSON objects, so there is no "
-                "exact-match metric to compare on.")
+        return ("No cheap alternative was scored: they are compared on classification labels or on JSON answers "
+                "(exact match), and this evaluation has neither.")
     m = g["metric"]
     gain, lo, hi = (100 * g[k] for k in (m, f"{m}_ci_lo", f"{m}_ci_hi"))
     best, what = alternative(g["baseline"], metrics), f"points {METRIC_NAMES[m]}"
@@ -227,6 +240,23 @@ def comparison(metrics: dict) -> str:
 def task_card(facts: dict, p: Params) -> dict:
     """What the model card says that depends on the task: pipeline tag, metrics, description, tables."""
     m, pc = facts["metrics"], facts["per_class"]
+    if p.task.name == "preference":
+        pref = p.train.preference
+        start = f", starting from `{pref.init}` (an sft result on it)" if pref.init else ""
+        return {"tag": "text-generation",
+                "metrics": [{"type": k, "value": m["tuned"][k]} for k in ("preference_accuracy", "reward_margin",
+                                                                           "json_valid", "exact_match") if k in m["tuned"]],
+                "what": f"by Direct Preference Optimization ({pref.loss} loss, beta {pref.beta}){start}, to prefer "
+                        "the chosen answers of preference pairs over the rejected ones",
+                "base": "Base = the starting point, which is also the reference model (its reward margin is 0 by "
+                        "definition). Preference accuracy: how often a model gives the chosen answer a higher "
+                        "log-probability than the rejected one; reward margin: beta times the log-ratio to the "
+                        "reference, chosen minus rejected.",
+                "details": table(["JSON field", "base", "tuned"], [[f, pc["base"][f], v] for f, v in pc["tuned"].items()])
+                if pc.get("tuned") else "",
+                "limits": "preferences were checked on the test split's pairs only (greedy samples side by side: "
+                          "`data/evaluate/predictions.parquet`); a higher preference accuracy does not by itself make "
+                          "the greedy answers right."}
     if p.task.name == "sft":
         return {"tag": "text-generation",
                 "metrics": [{"type": k, "value": m["tuned"][k]} for k in ("perplexity", "json_valid", "exact_match")

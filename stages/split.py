@@ -1,7 +1,7 @@
 """Split: curated records -> train / validation / test, by a salted hash, with no leakage.
 
 In:  data/curate/curated.parquet
-Out: data/split/train.parquet, validation.parquet, test.parquet  (rows sorted by record_id)
+Out: data/split/train.parquet, validation.parquet, test.parquet  (rows in curated order: file, line)
      data/split/stats.json     rows per split, and per label and source within each split
      data/split/leakage.json   validation/test records with a near-duplicate in train
 
@@ -10,23 +10,36 @@ group field) or its near-duplicate cluster: records that share either land in
 one split. A record alone keeps its own id as key, so adding records never moves
 existing ones. The leakage check compares validation and test against train with
 MinHash; more than `split.leakage.max_pairs` pairs fail the stage with the ids.
+
+Memory stays bounded as the data grows: the stage holds ids and 8 bytes per LSH band
+per record (computed a chunk at a time in worker processes), reads the texts of
+records that share a band key across splits, and streams each split from the
+curated file.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from stages.lib import neardup
 from stages.lib.errors import UserError, run
-from stages.lib.files import write_json, write_parquet
+from stages.lib.files import atomic_path, write_json
 from stages.lib.params import load_params
 from stages.lib.records import unit_hash
 
 IN = Path("data/curate/curated.parquet")
 OUT = Path("data/split")
 SPLITS = ("train", "validation", "test")
+CHUNK_ROWS = 50_000  # rows per band-key job of the leakage check
 
 
 @dataclass
@@ -51,85 +64,130 @@ class Params:
     split: SplitParams
 
 
-def split_keys(df: pl.DataFrame) -> list[str]:
-    """Connected components over shared `group` and `cluster`: key = 'group:<min group>' or the min record id."""
-    ids = df["record_id"].to_list()
-    parent = {i: i for i in ids}
+def split_keys(df: pl.DataFrame) -> pl.Series:
+    """Connected components over shared `group` and `cluster`: key = 'group:<min group>' or the min record id.
 
-    def root(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(a: str, b: str) -> None:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    first_of_group: dict[str, str] = {}
-    groups = df["group"].to_list() if "group" in df.columns else [None] * len(ids)
-    clusters = df["cluster"].to_list() if "cluster" in df.columns else ids
-    for rid, group, cluster in zip(ids, groups, clusters):
-        if cluster in parent:
-            union(rid, cluster)
-        if group is not None:
-            union(rid, first_of_group.setdefault(group, rid))
-    component_group: dict[str, str] = {}
-    for rid, group in zip(ids, groups):
-        if group is not None:
-            r = root(rid)
-            component_group[r] = min(component_group.get(r, group), group)
-    return [f"group:{component_group[root(r)]}" if root(r) in component_group else root(r) for r in ids]
+    Label propagation in polars: each record starts with the smaller of its id and its cluster's id,
+    then takes the smallest label of its group and of its cluster until nothing changes.
+    """
+    ids = df["record_id"]
+    group = df["group"] if "group" in df.columns else pl.Series([None] * df.height, dtype=pl.String)
+    cluster = df["cluster"] if "cluster" in df.columns else ids
+    comp = pl.DataFrame({"id": ids, "group": group, "cluster": cluster}).with_columns(
+        cluster=pl.when(pl.col("cluster").is_in(ids.implode())).then("cluster").otherwise("id"))
+    comp = comp.with_columns(label=pl.min_horizontal("id", "cluster"))
+    while True:
+        by_group = pl.when(pl.col("group").is_not_null()).then(pl.col("label").min().over("group"))
+        step = comp.with_columns(label=pl.min_horizontal("label", by_group)).with_columns(
+            label=pl.col("label").min().over("cluster"))
+        if step["label"].equals(comp["label"]):
+            break
+        comp = step
+    key = pl.when(pl.col("group").min().over("label").is_not_null()).then(
+        pl.format("group:{}", pl.col("group").min().over("label"))).otherwise("label")
+    return comp.select(key=key)["key"]
 
 
-def leakage(parts: dict[str, pl.DataFrame], p: LeakageParams) -> dict:
-    """Validation/test records whose text has a near-duplicate in train."""
-    train = parts["train"]
+def assign(keys: pl.Series, p: SplitParams) -> pl.Series:
+    """test if h < test, validation if h < test + validation, else train (h = unit_hash of the key, uniform)."""
+    if not (0 <= p.test < 1 and 0 <= p.validation < 1 and p.test + p.validation < 1):
+        raise UserError(f"params.yaml: split.validation={p.validation}, split.test={p.test}: each must be in "
+                        "[0, 1) and their sum below 1 so that train is not empty")
+    unique = keys.unique(maintain_order=True)
+    h = pl.Series([unit_hash(p.salt, key) for key in unique.to_list()], dtype=pl.Float64)
+    names = pl.when(h < p.test).then(pl.lit("test")).when(h < p.test + p.validation).then(pl.lit("validation"))
+    table = pl.DataFrame({"key": unique, "h": h}).select("key", split=names.otherwise(pl.lit("train")))
+    return pl.DataFrame({"key": keys}).join(table, on="key", how="left", maintain_order="left")["split"]
+
+
+def split_stats(meta: pl.DataFrame) -> dict:
+    """Rows per split, and per label and source within each split (`meta`: split, label, source)."""
+    out = {}
+    for name in SPLITS:
+        df = meta.filter(pl.col("split") == name)
+        out[name] = {"rows": df.height, "by_label": dict(df.group_by("label").len().sort("label").iter_rows()),
+                     "by_source": dict(df.group_by("source").len().sort("source").iter_rows())}
+    return out
+
+
+def leakage(split_of: pl.Series, ids: pl.Series, keys: np.ndarray, texts: Callable[[np.ndarray], list[str]],
+            p: LeakageParams) -> dict:
+    """Validation/test records whose text has a near-duplicate in train.
+
+    `keys` are the rows' LSH band keys (neardup.band_keys); only rows that share a band key with a
+    row on the other side (train vs validation/test) are read (`texts(rows)`) and compared.
+    """
+    train = (split_of == "train").to_numpy()
+    flagged = np.zeros(len(train), bool)
+    for b in range(keys.shape[1]):
+        band = pl.DataFrame({"key": keys[:, b], "train": train})
+        both = band.group_by("key").agg(pl.col("train").any() & ~pl.col("train").all()).filter("train")["key"]
+        flagged |= band["key"].is_in(both.implode()).to_numpy()
+    corpus_rows = np.flatnonzero(flagged & train)
     pairs = []
     for name in ("validation", "test"):
-        found = neardup.overlaps(parts[name]["text"].to_list(), train["text"].to_list(), p.threshold, p.num_perm,
-                                 p.shingle_words, p.seed)
-        pairs += [{"split": name, "record_id": parts[name]["record_id"][i], "train_record_id": train["record_id"][j],
+        rows = np.flatnonzero(flagged & (split_of == name).to_numpy())
+        found = neardup.overlaps(texts(rows), texts(corpus_rows), p.threshold, p.num_perm, p.shingle_words, p.seed)
+        pairs += [{"split": name, "record_id": ids[int(rows[i])], "train_record_id": ids[int(corpus_rows[j])],
                    "similarity": sim} for i, j, sim in found]
     return {"threshold": p.threshold, "max_pairs": p.max_pairs, "count": len(pairs), "pairs": pairs}
 
 
-def assign(record_ids: list[str], p: SplitParams) -> list[str]:
-    """test if h < test, validation if h < test + validation, else train (h uniform in [0, 1))."""
-    if not (0 <= p.test < 1 and 0 <= p.validation < 1 and p.test + p.validation < 1):
-        raise UserError(f"params.yaml: split.validation={p.validation}, split.test={p.test}: each must be in "
-                        "[0, 1) and their sum below 1 so that train is not empty")
-    out = []
-    for rid in record_ids:
-        h = unit_hash(p.salt, rid)
-        out.append("test" if h < p.test else "validation" if h < p.test + p.validation else "train")
-    return out
+def band_keys(texts: list[str | None], p: LeakageParams) -> np.ndarray:
+    return neardup.band_keys(texts, p.num_perm, p.shingle_words, p.seed, neardup.bands_for(p.threshold, p.num_perm))
 
 
 def split(curated: pl.DataFrame, p: SplitParams) -> tuple[dict[str, pl.DataFrame], dict, dict]:
-    """The pure core: curated records -> {split name: frame}, stats, leakage report."""
-    tagged = curated.with_columns(split=pl.Series(assign(split_keys(curated), p), dtype=pl.String))
-    parts = {name: tagged.filter(pl.col("split") == name).drop("split").sort("record_id") for name in SPLITS}
-    stats = {name: {"rows": df.height,
-                    "by_label": dict(df.group_by("label").len().sort("label").iter_rows()),
-                    "by_source": dict(df.group_by("source").len().sort("source").iter_rows())}
-             for name, df in parts.items()}
-    return parts, stats, leakage(parts, p.leakage)
+    """The pure core, in memory (tests, small data): curated records -> {split name: frame}, stats, leakage
+    report. Each split keeps the curated order."""
+    tagged = curated.with_columns(split=assign(split_keys(curated), p))
+    texts = curated["text"]
+    leaks = leakage(tagged["split"], curated["record_id"], band_keys(texts.to_list(), p.leakage),
+                    lambda rows: texts.gather(rows).to_list(), p.leakage)
+    parts = {name: tagged.filter(pl.col("split") == name).drop("split") for name in SPLITS}
+    return parts, split_stats(tagged), leaks
+
+
+def chunk_band_keys(job: tuple[int, int], p: LeakageParams) -> np.ndarray:
+    """band_keys of rows [start, start + n) of the curated records (runs in worker processes)."""
+    start, n = job
+    return band_keys(pl.scan_parquet(IN).select("text").slice(start, n).collect()["text"].to_list(), p)
 
 
 def main() -> None:
     params = load_params(Params)
-    parts, stats, leaks = split(pl.read_parquet(IN), params.split)
+    p = params.split
+    meta = pl.scan_parquet(IN).select("record_id", "group", "cluster", "label", "source").collect()
+    meta = meta.with_columns(split=assign(split_keys(meta), p))
+    jobs = [(start, CHUNK_ROWS) for start in range(0, meta.height, CHUNK_ROWS)]
+    workers = min(os.cpu_count() or 1, len(jobs))
+    with contextlib.ExitStack() as stack:
+        mapper = map
+        if workers > 1:  # spawn: polars' thread pool does not survive fork
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            mapper = functools.partial(pool.map, chunksize=1)
+        keys = np.concatenate([np.zeros((0, neardup.bands_for(p.leakage.threshold, p.leakage.num_perm)), np.uint64),
+                               *mapper(functools.partial(chunk_band_keys, p=p.leakage), jobs)])
+
+    def texts(rows: np.ndarray) -> list[str]:
+        return (pl.scan_parquet(IN).select("text").with_row_index("_r")
+                .filter(pl.col("_r").is_in(pl.Series(rows, dtype=pl.UInt32).implode())).collect()["text"].to_list())
+
+    leaks = leakage(meta["split"], meta["record_id"], keys, texts, p.leakage)
+    del keys
     write_json(OUT / "leakage.json", leaks)
-    if leaks["count"] > params.split.leakage.max_pairs:
+    if leaks["count"] > p.leakage.max_pairs:
         ids = ", ".join(f"{x['record_id']}~{x['train_record_id']}" for x in leaks["pairs"][:10])
         raise UserError(f"{OUT / 'leakage.json'}: {leaks['count']} validation/test records have a near-duplicate in "
                         f"train (similarity >= {leaks['threshold']}), over split.leakage.max_pairs="
-                        f"{params.split.leakage.max_pairs}: {ids}; group them (data.sources[].group_field) or lower "
+                        f"{p.leakage.max_pairs}: {ids}; group them (data.sources[].group_field) or lower "
                         "curate.near_duplicates.threshold")
-    for name, df in parts.items():
-        write_parquet(df, OUT / f"{name}.parquet")
+    for name in SPLITS:  # streamed from the curated file: the text is never all in memory
+        rows = pl.Series(np.flatnonzero((meta["split"] == name).to_numpy()), dtype=pl.UInt32)
+        with atomic_path(OUT / f"{name}.parquet") as tmp:
+            (pl.scan_parquet(IN).with_row_index("_r").filter(pl.col("_r").is_in(rows.implode())).drop("_r")
+             .sink_parquet(tmp, compression="zstd", statistics=False))
+    stats = split_stats(meta)
     write_json(OUT / "stats.json", stats | {"leakage": leaks["count"]})
     print("split: " + ", ".join(f"{name} {s['rows']}" for name, s in stats.items()))
 

@@ -5,17 +5,25 @@ Out: data/tokenize/{train,validation,test}.parquet
        classify: record_id, label, label_id, input_ids
        sft:      record_id, input_ids, labels (-100 but on assistant turns), prompt_length (where the
                  final answer starts), completion (the final answer's text)
+       preference: record_id, chosen_ids, chosen_labels, rejected_ids, rejected_labels (-100 but on the
+                 final answer's tokens), prompt_length (of the chosen conversation), chosen, rejected (the
+                 answers' text); a pair is dropped when either conversation is
      data/tokenize/stats.json  per split: rows, tokens, truncated rows, mean/max length
-                               (sft: also dropped rows and trained-on tokens)
+                               (sft, preference: also dropped rows and trained-on tokens; preference:
+                               rows are pairs, tokens and lengths count both conversations)
 
 No padding here (batches are padded to their own longest row in train); texts
 longer than tokenize.max_length tokens are truncated and counted. sft renders
 each conversation with the chat template (stages/lib/chat.py) and applies
 task.chat.truncation: drop the example, or cut the start of its prompt (left).
+Each split is read and tokenized `tokenize.chunk_rows` rows at a time, so memory
+does not grow with the data.
 """
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +32,7 @@ import polars as pl
 from tokenizers import Tokenizer
 
 from stages.lib.errors import UserError, run
-from stages.lib.files import write_json, write_parquet
+from stages.lib.files import atomic_path, write_json
 from stages.lib.model import resolve_model_path
 from stages.lib import chat
 from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
@@ -72,6 +80,9 @@ def list_column(ids: list[list[int]]) -> pl.Series:
     return lists["input_ids"]
 
 
+LENGTH_KEYS = ("rows", "tokens", "mean_length", "max_length")
+
+
 def length_stats(lengths: pl.Series) -> dict:
     return {"rows": len(lengths), "tokens": int(lengths.sum() or 0), "mean_length": round(float(lengths.mean() or 0.0), 3),
             "max_length": int(lengths.max() or 0)}
@@ -109,6 +120,29 @@ def tokenize_chat(df: pl.DataFrame, tok, template: str, max_length: int, policy:
     return out, stats
 
 
+def tokenize_preference(df: pl.DataFrame, tok, template: str, max_length: int, policy: str) -> tuple[pl.DataFrame, dict]:
+    """The preference core: pairs -> chosen/rejected ids and final-answer labels, stats (a pair is truncated or
+    dropped when either of its conversations is)."""
+    sides = {name: {r[0]: r for r in chat.encode(tok, template, df[name].to_list(), max_length, policy)[0]}
+             for name in ("chosen", "rejected")}
+    keep = [i for i in sides["chosen"] if i in sides["rejected"]]
+    columns = {}
+    for name, rows in sides.items():
+        picked = [rows[i] for i in keep]
+        columns[f"{name}_ids"] = list_column([r[1] for r in picked])
+        columns[f"{name}_labels"] = pl.Series([chat.final_answer_labels(r[2], r[3]) for r in picked],
+                                              dtype=pl.List(pl.Int32))
+    answer = lambda name: pl.col(name).list.last().struct.field("content")  # noqa: E731
+    out = df[keep].select("record_id", **columns, chosen=answer("chosen"), rejected=answer("rejected"),
+                          prompt_length=pl.Series([sides["chosen"][i][3] for i in keep], dtype=pl.Int32))
+    trained = sum(int(out[c].list.eval((pl.element() != chat.IGNORE).sum()).list.first().sum() or 0)
+                  for c in ("chosen_labels", "rejected_labels"))
+    truncated = sum(1 for i in keep if "truncated" in (sides["chosen"][i][4], sides["rejected"][i][4]))
+    stats = length_stats(pl.concat([out["chosen_ids"].list.len(), out["rejected_ids"].list.len()])) | {
+        "rows": out.height, "truncated": truncated, "dropped": df.height - out.height, "trained_tokens": trained}
+    return out, stats
+
+
 def load_chat_tokenizer(p: Params):
     """The model's tokenizer (transformers) and the chat template it renders with."""
     from stages.lib.classifier import quiet_transformers
@@ -117,7 +151,8 @@ def load_chat_tokenizer(p: Params):
     from transformers import AutoTokenizer
 
     if p.task.chat is None:
-        raise UserError("params.yaml: task.chat: required for task sft (template, truncation, ...); use task=sft")
+        raise UserError(f"params.yaml: task.chat: required for task {p.task.name} (template, truncation, ...); "
+                        f"use task={p.task.name} (conf/task/{p.task.name}.yaml)")
     if p.task.chat.truncation not in ("drop", "left"):
         raise UserError(f"params.yaml: task.chat.truncation: '{p.task.chat.truncation}' is not one of drop, left")
     tok = AutoTokenizer.from_pretrained(resolve_model_path(p.model.path))
@@ -127,21 +162,48 @@ def load_chat_tokenizer(p: Params):
     return tok, chat.pick_template(tok, p.task.chat.template)
 
 
+def row_lengths(out: pl.DataFrame) -> pl.Series:
+    """Token counts of a tokenized chunk's sequences (preference: both answers of each pair)."""
+    if "input_ids" in out.columns:
+        return out["input_ids"].list.len()
+    return pl.concat([out["chosen_ids"].list.len(), out["rejected_ids"].list.len()])
+
+
+def combine(parts: list[dict], lengths: list[pl.Series]) -> dict:
+    """One split's stats from its chunks': length stats over all sequences, the counts (and rows) summed."""
+    counts = {k: sum(st[k] for st in parts) for k in parts[0] if k not in LENGTH_KEYS}
+    return length_stats(pl.concat(lengths)) | counts | {"rows": sum(st["rows"] for st in parts)}
+
+
 def main() -> None:
     params = load_params(Params)
-    sft = params.task.name == "sft"
-    if sft:
+    task = params.task.name
+    if task in ("sft", "preference"):
         tok, template = load_chat_tokenizer(params)
+        core = tokenize_chat if task == "sft" else tokenize_preference
     else:
         tok = load_tokenizer(params.model.path, params.tokenize.max_length)
-    stats = {}
-    for name in SPLITS:
-        df = pl.read_parquet(IN / f"{name}.parquet")
-        if sft:
-            out, stats[name] = tokenize_chat(df, tok, template, params.tokenize.max_length, params.task.chat.truncation)
-        else:
-            out, stats[name] = tokenize(df, tok, params.data.labels, params.tokenize.chunk_rows)
-        write_parquet(out, OUT / f"{name}.parquet")
+    n, stats = params.tokenize.chunk_rows, {}
+    OUT.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
+    try:
+        for name in SPLITS:  # a chunk at a time: memory does not grow with the split
+            source = pl.scan_parquet(IN / f"{name}.parquet")
+            parts, chunk_stats, lengths = [], [], []
+            for k, start in enumerate(range(0, max(source.select(pl.len()).collect().item(), 1), n)):
+                df = source.slice(start, n).collect()
+                if task in ("sft", "preference"):
+                    out, st = core(df, tok, template, params.tokenize.max_length, params.task.chat.truncation)
+                else:
+                    out, st = tokenize(df, tok, params.data.labels, n)
+                parts.append(scratch / f"{name}-{k:09d}.parquet")
+                out.write_parquet(parts[-1], compression="lz4", statistics=False)
+                chunk_stats.append(st), lengths.append(row_lengths(out))  # noqa: E401
+            with atomic_path(OUT / f"{name}.parquet") as tmp:
+                pl.scan_parquet(parts).sink_parquet(tmp, compression="zstd", statistics=False)
+            stats[name] = combine(chunk_stats, lengths)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print("tokenize: " + ", ".join(f"{k} {v['rows']} rows/{v['tokens']} tokens/{v['truncated']} truncated"
                                    for k, v in stats.items()))

@@ -1,11 +1,12 @@
-"""Train: tokenized train/validation rows -> a fine-tuned sequence classifier (classify) or causal LM (sft).
+"""Train: tokenized train/validation rows -> a fine-tuned sequence classifier (classify) or causal LM (sft,
+preference).
 
 In:  data/tokenize/train.parquet, data/tokenize/validation.parquet, the base model at model.path
 Out: data/train/model/   LoRA adapter (train.mode=lora, peft) or full model (train.mode=full),
                          safetensors weights + JSON configs only; sft with train.chat.merge and LoRA:
                          also merged/, the adapter merged into a standalone model (with its tokenizer)
      data/train/live/    dvclive training curve (metrics.json, plots/metrics/**.tsv)
-Scratch: data/train/checkpoint/ (sft) the last resumable checkpoint, removed once the model is saved.
+Scratch: data/train/checkpoint/ (sft, preference) the last resumable checkpoint, removed once the model is saved.
      It is not a DVC out on purpose: DVC deletes a stage's outs before running it, which would throw
      away the very checkpoint a rerun after a crash resumes from (a `persist: true` out would survive,
      but DVC would hash it and record it in dvc.lock, so deleting scratch state would look like a
@@ -13,10 +14,16 @@ Scratch: data/train/checkpoint/ (sft) the last resumable checkpoint, removed onc
 
 The loops are plain PyTorch and deterministic on CPU: fixed seeds, deterministic
 algorithms; classify: length-grouped batches padded to their own longest row;
-sft: stages/lib/causal.py (packing, completion-only loss, checkpoints).
+sft: stages/lib/causal.py (packing, completion-only loss, checkpoints); preference: DPO from the
+starting point train.preference.init (stages/lib/preference.py), the same loop.
+
+launch.processes > 1: this module starts that many copies of itself (torch.distributed.run) and
+waits; each trains on its share of every global batch (DDP or FSDP, stages/lib/launch.py) and only
+rank 0 writes the outputs above (classify and sft; preference runs in one process).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
@@ -25,12 +32,14 @@ from pathlib import Path
 
 import polars as pl
 import torch
+import torch.nn.functional as F
 
+from stages.lib import launch
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_dir, read_json, write_json
 from stages.lib.classifier import collate, load_base, load_split, predict
 from stages.lib.model import resolve_model_path
-from stages.lib.params import DataParams, ModelParams, TaskParams, TrainParams, load_params
+from stages.lib.params import DataParams, LaunchParams, ModelParams, TaskParams, TrainParams, load_params
 
 IN = Path("data/tokenize")
 OUT = Path("data/train")
@@ -44,6 +53,7 @@ class Params:
     model: ModelParams
     data: DataParams
     task: TaskParams
+    launch: LaunchParams
 
 
 def check(p: TrainParams) -> None:
@@ -57,8 +67,9 @@ def check(p: TrainParams) -> None:
 
 def check_chat(p: Params) -> None:
     if p.train.chat is None:
-        raise UserError("params.yaml: train.chat: required for task sft (grad_accum, packing, ...); "
-                        "pick train=sft_lora or train=sft_full")
+        pick = "dpo_lora or train=dpo_full" if p.task.name == "preference" else "sft_lora or train=sft_full"
+        raise UserError(f"params.yaml: train.chat: required for task {p.task.name} (grad_accum, packing, ...); "
+                        f"pick train={pick}")
     if p.train.chat.grad_accum < 1 or p.train.chat.pack_length < 1 or p.train.chat.checkpoint_every < 0:
         raise UserError("params.yaml: train.chat.grad_accum and pack_length must be positive, checkpoint_every >= 0")
 
@@ -93,11 +104,13 @@ def schedule(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def train(model, train_data, val_data, p: TrainParams, pad_id: int, log) -> dict:
-    """The loop: AdamW, linear warmup/decay, per-epoch validation; `log(metrics, step)` records the curve."""
+def train(model, train_data, val_data, p: TrainParams, pad_id: int, log, strategy: str = "ddp") -> dict:
+    """The loop: AdamW, linear warmup/decay, per-epoch validation; `log(metrics, step)` records the curve.
+    Under a launcher each rank runs its share of every global batch (stages/lib/launch.py)."""
     (ids, labels), (val_ids, val_labels) = train_data, val_data
     steps_per_epoch = math.ceil(len(ids) / p.batch_size)
     total = steps_per_epoch * p.epochs if p.max_steps < 0 else min(p.max_steps, steps_per_epoch * p.epochs)
+    net = launch.wrap(model, strategy)
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, total, int(total * p.warmup_ratio)))
@@ -109,20 +122,24 @@ def train(model, train_data, val_data, p: TrainParams, pad_id: int, log) -> dict
         for rows in batches(lengths, p.batch_size, gen):
             if step >= total:
                 break
-            loss = model(**collate(ids, labels, rows, pad_id)).loss
-            loss.backward()
+            mine, weight = launch.share(rows)
+            batch = collate(ids, labels, mine, pad_id)
+            logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+            loss = F.cross_entropy(logits, batch["labels"], reduction="sum") * weight  # summed over this rank's rows
+            (loss * launch.world() / len(rows)).backward()  # averaged over ranks: the global batch's mean
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)  # noqa: E702
-            running.append(loss.item())
+            running.append(launch.all_sum(loss.item()) / len(rows))
             step += 1
             if step % LOG_EVERY == 0 or step == total:
                 log({"train/loss": sum(running) / len(running), "train/lr": sched.get_last_lr()[0]}, step)
                 running = []
-        logits, val_loss = predict(model, val_ids, val_labels, 64, pad_id)
+        logits, val_loss = predict(launch.unwrap(net), val_ids, val_labels, 64, pad_id)  # every rank, same result
         acc = (logits.argmax(-1) == torch.tensor(val_labels)).float().mean().item() if val_labels else 0.0
         log({"validation/loss": val_loss, "validation/accuracy": acc}, step)
-        print(f"train: epoch {epoch + 1}/{p.epochs} step {step}/{total} val_loss {val_loss:.4f} val_acc {acc:.4f} "
-              f"({time.perf_counter() - started:.0f}s)", flush=True)
+        if launch.rank() == 0:
+            print(f"train: epoch {epoch + 1}/{p.epochs} step {step}/{total} val_loss {val_loss:.4f} val_acc {acc:.4f} "
+                  f"({time.perf_counter() - started:.0f}s)", flush=True)
         if step >= total:
             break
     return {"steps": step, "validation/loss": val_loss, "validation/accuracy": acc}
@@ -169,6 +186,16 @@ def logger(live):
     return log
 
 
+@contextlib.contextmanager
+def curve(path: Path):
+    """`log(metrics, step)` into dvclive at `path` on rank 0; ignored on the other ranks."""
+    if launch.rank() != 0:
+        yield lambda metrics, step: None
+        return
+    with curve_logger(path) as live:
+        yield logger(live)
+
+
 def load_chat_split(path: Path) -> tuple[list[list[int]], list[list[int]]]:
     df = pl.read_parquet(path, columns=["input_ids", "labels"])
     return df["input_ids"].to_list(), df["labels"].to_list()
@@ -183,14 +210,45 @@ def main_chat(p: Params) -> None:
     train_data, val_data = load_chat_split(inputs[0]), load_chat_split(inputs[1])
     if not train_data[0]:
         raise UserError(f"{inputs[0]}: no training rows; check data/tokenize/stats.json (dropped) and data/curate")
+    model = build_chat_model(p)
+    launch.seed_dropout(p.train.seed)
+    key = causal.fingerprint(inputs, {"train": asdict(p.train), "model": asdict(p.model), "launch": asdict(p.launch)})
+    with curve(OUT / "live") as log:
+        causal.train_chat(model, train_data, val_data, p.train, model.config.pad_token_id or 0, log,
+                          schedule, CHECKPOINT, key, p.launch.strategy)
+    final = launch.saved(model, lambda: build_chat_model(p))
+    if final is not None:
+        save(final, p, OUT / "model")
+        shutil.rmtree(CHECKPOINT, ignore_errors=True)
+
+
+def build_chat_model(p: Params):
+    from stages.lib import causal
+
     model = causal.load_base(p.model)
+    torch.manual_seed(p.train.seed)
+    return causal.with_lora(model, p.train.lora) if p.train.mode == "lora" else model
+
+
+def main_preference(p: Params) -> None:
+    """task=preference: DPO (stages/lib/preference.py) from the starting point, resumable like sft."""
+    from stages.lib import causal, preference
+
+    check_chat(p)
+    preference.check(p.train.preference)
+    inputs = [IN / "train.parquet", IN / "validation.parquet"]
+    train_data, val_data = preference.load_pairs(inputs[0]), preference.load_pairs(inputs[1])
+    if not train_data[0]:
+        raise UserError(f"{inputs[0]}: no training pairs; check data/tokenize/stats.json (dropped) and data/curate")
+    model = preference.load_start(p.model, p.train.preference.init)
     torch.manual_seed(p.train.seed)
     if p.train.mode == "lora":
         model = causal.with_lora(model, p.train.lora)
-    key = causal.fingerprint(inputs, {"train": asdict(p.train), "model": asdict(p.model)})
+    key = causal.fingerprint(inputs + preference.init_files(p.train.preference.init),
+                             {"train": asdict(p.train), "model": asdict(p.model)})
     with curve_logger(OUT / "live") as live:
-        causal.train_chat(model, train_data, val_data, p.train, model.config.pad_token_id or 0, logger(live),
-                          schedule, CHECKPOINT, key)
+        preference.train_dpo(model, train_data, val_data, p.train, model.config.pad_token_id or 0, logger(live),
+                             schedule, CHECKPOINT, key)
     save(model, p, OUT / "model")
     shutil.rmtree(CHECKPOINT, ignore_errors=True)
 
@@ -198,19 +256,36 @@ def main_chat(p: Params) -> None:
 def main() -> None:
     p = load_params(Params)
     check(p.train)
-    if p.task.name == "sft":
+    launch.check(p.launch, p.train.batch_size)
+    if p.launch.processes > 1 and p.task.name == "preference":
+        raise UserError("params.yaml: launch.processes > 1: task=preference trains in one process for now; "
+                        "use launch=single")
+    if p.launch.processes > 1 and not launch.inside():
+        try:
+            return launch.start(p.launch, "stages.train")
+        except UserError:
+            shutil.rmtree(OUT / "model", ignore_errors=True)  # rank 0 saves last, but never leave a model then
+            raise
+    with launch.worker(p.launch):
+        train_task(p)
+
+
+def train_task(p: Params) -> None:
+    if p.task.name in ("sft", "preference"):
         torch.use_deterministic_algorithms(not torch.cuda.is_available())
-        return main_chat(p)
+        return main_chat(p) if p.task.name == "sft" else main_preference(p)
     torch.use_deterministic_algorithms(True)
     train_data, val_data = load_split(IN / "train.parquet"), load_split(IN / "validation.parquet")
     if not train_data[0]:
         raise UserError(f"{IN / 'train.parquet'}: no training rows; check data/curate/stats.json for rejections")
     model = build_model(p)
-    pad_id = model.config.pad_token_id or 0
-    with curve_logger(OUT / "live") as live:
-        train(model, train_data, val_data, p.train, pad_id, logger(live))
-    save(model, p, OUT / "model")
+    launch.seed_dropout(p.train.seed)
+    with curve(OUT / "live") as log:
+        train(model, train_data, val_data, p.train, model.config.pad_token_id or 0, log, p.launch.strategy)
+    final = launch.saved(model, lambda: build_model(p))
+    if final is not None:
+        save(final, p, OUT / "model")
 
 
 if __name__ == "__main__":
-    run(main, OUT)
+    run(main, None if launch.inside() else OUT)  # the launcher cleans data/train once, not each worker

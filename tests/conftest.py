@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["stages", "conf", "models", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
-RAW_DIRS = ["data/raw", "data/raw_chat"]  # the classify and the sft demo
+RAW_DIRS = ["data/raw", "data/raw_chat", "data/raw_pref"]  # the classify, sft and preference demos
 TINY_ROWS = 25
 ENV = {**os.environ, "PYTHONHASHSEED": "random", "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",

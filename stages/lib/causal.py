@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from stages.lib import launch
 from stages.lib.chat import IGNORE, pack
 from stages.lib.classifier import quiet_transformers
 from stages.lib.errors import UserError
@@ -77,11 +78,13 @@ def rows_of(lengths: list[int], order: list[int], packing: bool, row_length: int
 
 
 def make_batch(ids: list[list[int]], labels: list[list[int]], rows: list[list[int]], pad_id: int) -> dict:
-    """Rows of whole examples -> input_ids, labels, position_ids (restarting per example), right-padded."""
+    """Rows of whole examples -> input_ids, labels, position_ids (restarting per example), right-padded, and
+    `example`: the index of the example at each position (-1 on padding)."""
     width = max(sum(len(ids[i]) for i in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
+    example = torch.full((len(rows), width), -1, dtype=torch.long)
     for b, row in enumerate(rows):
         t = 0
         for i in row:
@@ -89,18 +92,21 @@ def make_batch(ids: list[list[int]], labels: list[list[int]], rows: list[list[in
             input_ids[b, t:t + n] = torch.tensor(ids[i])
             targets[b, t + 1:t + n] = torch.tensor(labels[i][1:])
             positions[b, t:t + n] = torch.arange(n)
+            example[b, t:t + n] = i
             t += n
         positions[b, t:] = torch.arange(width - t)  # padding: a sequence of its own, never a target
     dev = device()
-    return {"input_ids": input_ids.to(dev), "labels": targets.to(dev), "position_ids": positions.to(dev)}
+    return {"input_ids": input_ids.to(dev), "labels": targets.to(dev), "position_ids": positions.to(dev),
+            "example": example.to(dev)}
 
 
-def _head_loss(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(head(hidden).float(), target, reduction="sum")
+def _head_logps(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -F.cross_entropy(head(hidden).float(), target, reduction="none")
 
 
-def completion_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
-    """(sum of cross-entropy over assistant tokens, their count); the head runs on those positions only."""
+def target_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probability of every target (assistant) token and the example it belongs to; the output head
+    runs on those positions only, in chunks recomputed in backward."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device().type == "cuda" else contextlib.nullcontext()
     with autocast:
@@ -110,13 +116,33 @@ def completion_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
         keep = target != IGNORE
         h, t = hidden[:, :-1][keep], target[keep]
         head = base.get_output_embeddings()
-        total = hidden.new_zeros((), dtype=torch.float32)
-        for s in range(0, len(t), HEAD_CHUNK):
-            if torch.is_grad_enabled():
-                total = total + checkpoint(_head_loss, head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK], use_reentrant=False)
-            else:
-                total = total + _head_loss(head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK])
-    return total, len(t)
+        parts = [checkpoint(_head_logps, head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK], use_reentrant=False)
+                 if torch.is_grad_enabled() else _head_logps(head, h[s:s + HEAD_CHUNK], t[s:s + HEAD_CHUNK])
+                 for s in range(0, len(t), HEAD_CHUNK)]
+    logps = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+    return logps, batch["example"][:, 1:][keep]
+
+
+def completion_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
+    """(sum of cross-entropy over assistant tokens, their count)."""
+    logps, _ = target_logps(model, batch)
+    return -logps.sum(), len(logps)
+
+
+class CompletionLoss(torch.nn.Module):
+    """completion_loss as a module's forward: DDP and FSDP wrap a module and act in its forward."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, int]:
+        return completion_loss(self.model, batch)
+
+
+def as_loss(model) -> torch.nn.Module:
+    """`model` when it already is a CompletionLoss (inside DDP/FSDP or not), else one around it."""
+    return model if isinstance(launch.unwrap(model), CompletionLoss) else CompletionLoss(model)
 
 
 @torch.no_grad()
@@ -126,20 +152,29 @@ def mean_loss(model, ids, labels, pad_id: int, batch_size: int) -> float:
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     total, count = 0.0, 0
     for s in range(0, len(order), batch_size):
-        loss, n = completion_loss(model, make_batch(ids, labels, [[i] for i in order[s:s + batch_size]], pad_id))
+        loss, n = as_loss(model)(make_batch(ids, labels, [[i] for i in order[s:s + batch_size]], pad_id))
         total, count = total + loss.item(), count + n
     return total / max(count, 1)
 
 
-def accumulate(model, batches: list[dict]) -> float:
+def count_targets(labels: list[list[int]], rows: list[list[int]]) -> int:
+    """Target tokens in rows of examples (an example's first token is never one)."""
+    return sum(sum(t != IGNORE for t in labels[i][1:]) for row in rows for i in row)
+
+
+def accumulate(model, batches: list[dict], n_targets: int | None = None, weights: list[float] | None = None) -> float:
     """Backward over the micro-batches of one optimizer step: the gradient of the mean loss over all their
-    target tokens (as one big batch would give); returns that mean."""
-    n_targets = max(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches), 1)
+    target tokens (as one big batch would give); returns that mean. Under DDP/FSDP `batches` are this
+    rank's shares (`weights` from launch.share), `n_targets` counts the global batch's targets, and
+    the returned value summed over the ranks is the global mean."""
+    n_targets = n_targets or max(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches), 1)
+    weights = weights or [1.0] * len(batches)
     total = 0.0
-    for b in batches:
-        loss, _ = completion_loss(model, b)
-        (loss / n_targets).backward()
-        total += loss.item()
+    for i, (b, w) in enumerate(zip(batches, weights)):
+        with launch.no_sync(model, last=i == len(batches) - 1):
+            loss, _ = as_loss(model)(b)
+            (loss * (w * launch.world() / n_targets)).backward()
+        total += w * loss.item()
     return total / n_targets
 
 
@@ -167,11 +202,14 @@ def save_checkpoint(path: Path, model, opt, step: int, state: dict) -> None:
     from safetensors.torch import save_file
 
     named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
-    tensors = {f"param.{n}": q.detach().cpu().contiguous() for n, q in named}
+    tensors = {f"param.{n}": launch.full(q.detach()).cpu().contiguous() for n, q in named}
     for n, q in named:
         for key, value in opt.state.get(q, {}).items():
-            tensors[f"opt.{n}.{key}"] = value.detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
+            tensors[f"opt.{n}.{key}"] = launch.full(value.detach()).cpu().contiguous()
+    for r, rng in enumerate(launch.gather(torch.get_rng_state())):
+        tensors[f"rng.torch.{r}"] = rng
+    if launch.rank() != 0:  # every rank gathers (FSDP shards, RNG states), rank 0 writes
+        return
     with atomic_dir(path) as tmp:
         save_file(tensors, tmp / "checkpoint.safetensors", metadata={"state": json.dumps(state | {"step": step})})
 
@@ -192,19 +230,40 @@ def load_checkpoint(path: Path, model, opt, key: str) -> dict | None:
             for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 kind, _, rest = name.partition(".")
                 if kind == "param":
-                    params[rest].copy_(f.get_tensor(name))
+                    params[rest].copy_(launch.like(f.get_tensor(name), params[rest]))
                 elif kind == "opt":
                     pname, _, slot = rest.rpartition(".")
-                    opt.state[params[pname]][slot] = f.get_tensor(name).to(params[pname].device)
-        torch.set_rng_state(f.get_tensor("rng.torch"))
+                    opt.state[params[pname]][slot] = launch.like(f.get_tensor(name), params[pname])
+        torch.set_rng_state(f.get_tensor(f"rng.torch.{launch.rank()}"))
     return state
 
 
 def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Callable, schedule: Callable,
-               ckpt_dir: Path, key: str) -> dict:
-    """The loop (see the module docstring); returns the last validation loss and the steps run."""
+               ckpt_dir: Path, key: str, strategy: str = "ddp") -> dict:
+    """The sft loop (see the module docstring); returns the last validation loss and the steps run. Under a
+    launcher each rank trains on its share of every micro-batch (stages/lib/launch.py)."""
     (ids, labels), (val_ids, val_labels) = train_data, val_data
-    steps = plan([len(x) for x in ids], p)
+    net = launch.wrap(CompletionLoss(model), strategy)
+
+    def step(micro: list[list[list[int]]]) -> float:
+        shares = [launch.share(rows) for rows in micro]
+        batches = [make_batch(ids, labels, rows, pad_id) for rows, _ in shares]
+        n_targets = max(sum(count_targets(labels, rows) for rows in micro), 1)
+        return launch.all_sum(accumulate(net, batches, n_targets, [w for _, w in shares]))
+
+    def validate() -> dict:
+        return {"validation/loss": mean_loss(net, val_ids, val_labels, pad_id, p.batch_size)}
+
+    return run_steps(model, plan([len(x) for x in ids], p), step, validate, p, log, schedule, ckpt_dir, key, net)
+
+
+def run_steps(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParams, log: Callable,
+              schedule: Callable, ckpt_dir: Path, key: str, net=None) -> dict:
+    """The loop over planned optimizer steps (epoch, micro-batches): `step_fn(micro)` runs forward and backward
+    and returns the step's loss, `validate()` the validation metrics (after each epoch); AdamW, the schedule,
+    clipping, the curve and resumable checkpoints. Returns the steps run and the last validation metrics.
+    `net` is what runs forward (the model wrapped by DDP/FSDP; default the model itself)."""
+    net = model if net is None else net
     total, warmup = len(steps), int(len(steps) * p.warmup_ratio)
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay, fused=device().type == "cuda")
@@ -213,9 +272,9 @@ def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Ca
     start, history, running = state["step"], state["history"], state["running"]
     for metrics, at in history:  # the curve of the steps already run, replayed into the new log
         log(metrics, at)
-    if start:
+    if start and launch.rank() == 0:
         print(f"train: resumed from checkpoint at step {start}/{total}", flush=True)
-    val_loss, started = state.get("val_loss"), time.perf_counter()
+    val, started = state.get("validation", {}), time.perf_counter()
 
     def record(metrics: dict, at: int) -> None:
         history.append((metrics, at))
@@ -223,10 +282,10 @@ def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Ca
 
     for step in range(start, total):
         epoch, micro = steps[step]
-        model.train()
+        net.train()
         for g in opt.param_groups:
             g["lr"] = p.lr * schedule(step, total, warmup)
-        running.append(accumulate(model, [make_batch(ids, labels, rows, pad_id) for rows in micro]))
+        running.append(step_fn(micro))
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -235,11 +294,13 @@ def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Ca
             record({"train/loss": sum(running) / len(running), "train/lr": opt.param_groups[0]["lr"]}, done)
             running = []
         if done == total or steps[done][0] != epoch:
-            val_loss = mean_loss(model, val_ids, val_labels, pad_id, p.batch_size)
-            record({"validation/loss": val_loss}, done)
-            print(f"train: epoch {epoch + 1}/{p.epochs} step {done}/{total} val_loss {val_loss:.4f} "
-                  f"({time.perf_counter() - started:.0f}s)", flush=True)
+            val = validate()
+            record(val, done)
+            if launch.rank() == 0:
+                print(f"train: epoch {epoch + 1}/{p.epochs} step {done}/{total} "
+                      + " ".join(f"{k.removeprefix('validation/')} {v:.4f}" for k, v in val.items())
+                      + f" ({time.perf_counter() - started:.0f}s)", flush=True)
         if p.chat.checkpoint_every > 0 and done % p.chat.checkpoint_every == 0 and done < total:
             save_checkpoint(ckpt_dir, model, opt, done, {"fingerprint": key, "history": history, "running": running,
-                                                         "val_loss": val_loss})
-    return {"steps": total, "validation/loss": val_loss}
+                                                         "validation": val})
+    return {"steps": total} | val

@@ -1,13 +1,21 @@
-"""Chat data for task=sft: input formats -> messages, chat templates, label masks, truncation, packing.
+"""Chat data for task=sft and task=preference: input formats -> messages, chat templates, label masks,
+truncation, packing.
 
 Formats (a source's `format`; ingest maps each row onto `messages`, a list of {role, content}):
   messages           text_field holds the list itself (JSONL)
   prompt_completion  text_field = the prompt (user turn), label_field = the completion (assistant turn)
   instruction        text_field = the instruction, label_field = the output; an `input` column, when the
                      file has one, is appended to the instruction (the Alpaca layout)
+  preference         text_field = the prompt, label_field = the chosen answer, rejected_field = the
+                     rejected one: strings (a user turn, assistant turns) or, in JSONL, lists of messages
+                     (a conversation so far; answers that continue it). No prompt field in a JSONL row and
+                     answers that are whole conversations: the prompt is what they share (TRL's implicit
+                     prompt). Ingest maps a row onto two conversations, {"chosen": [...], "rejected": [...]}.
 
 A conversation's record_id hashes its turns up to the final assistant turn: an edited answer is
-a changed record, and two answers to one prompt are a conflict (curate rule label_conflict).
+a changed record, and two answers to one prompt are a conflict (curate rule label_conflict). A
+preference pair's record_id is its chosen conversation's: one pair per prompt; another pair for the
+same prompt is a label_conflict.
 
 Labels are -100 everywhere but on assistant turns (every assistant turn, with its end-of-turn
 token): the template renders the conversation, and the characters each assistant turn adds are
@@ -23,7 +31,7 @@ import orjson
 
 from stages.lib.records import record_id
 
-FORMATS = ("text", "messages", "prompt_completion", "instruction")
+FORMATS = ("text", "messages", "prompt_completion", "instruction", "preference")
 ROLES = ("system", "user", "assistant")
 IGNORE = -100
 INPUT_COLUMN = "input"
@@ -45,9 +53,17 @@ END_OF_TURN = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}
 # ---- input formats -> messages (ingest) -------------------------------------------------------------
 
 def source_fields(src) -> dict[str, str | None]:
-    """Role -> column name of what ingest reads from a row of this source (text, label, group, optional ones)."""
+    """Role -> column name of what ingest reads from a row of this source (text, label, group, then the
+    format's own: the rejected answer, the optional `input`); None: not read."""
     fields = {"text": src.text_field, "label": src.label_field, "group": src.group_field}
+    if src.format == "preference":
+        fields["rejected"] = src.rejected_field
     return fields | dict.fromkeys(optional_columns(src), INPUT_COLUMN)
+
+
+def required_columns(src) -> list[str]:
+    """Columns every file of this source must have."""
+    return [c for c in source_fields(src).values() if c and c not in optional_columns(src)]
 
 
 def optional_columns(src) -> list[str]:
@@ -67,6 +83,16 @@ def check_source(src, file_format: str, where: str) -> None:
     if (src.label_field is None) != (src.format == "messages"):
         raise UserError(f"params.yaml: {where}.label_field: set it for format {src.format}"
                         if src.label_field is None else f"params.yaml: {where}.label_field: must be null for format messages")
+    if (src.rejected_field is None) == (src.format == "preference"):
+        raise UserError(f"params.yaml: {where}.rejected_field: set it (the rejected answer) for format preference"
+                        if src.rejected_field is None else
+                        f"params.yaml: {where}.rejected_field: must be null for format {src.format}")
+
+
+def takes_messages(fmt: str, role: str, value: Any) -> bool:
+    """Whether a JSON field value is read as a list of messages (else as a string)."""
+    return (fmt == "messages" and role == "text") or (
+        fmt == "preference" and role in ("text", "label", "rejected") and isinstance(value, list))
 
 
 def parse_messages(value: Any) -> tuple[list[dict] | None, str | None]:
@@ -91,6 +117,17 @@ def conversation(fmt: str, text: Any, label: str | None, extra: str | None = Non
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": label or ""}]
 
 
+def preference_pair(prompt: Any, chosen: Any, rejected: Any) -> dict[str, list[dict]]:
+    """One preference row as its two conversations: the prompt's turns (a string is a user turn; none: the
+    answers carry it), then each answer's (a string is an assistant turn). Curate checks that both share
+    the prompt, end with an assistant turn and differ."""
+    def turns(value: Any, role: str) -> list[dict]:
+        return list(value) if isinstance(value, list) else [{"role": role, "content": value or ""}]
+
+    head = [] if prompt is None else turns(prompt, "user")
+    return {"chosen": head + turns(chosen, "assistant"), "rejected": head + turns(rejected, "assistant")}
+
+
 def prompt_turns(messages: list[dict]) -> list[dict]:
     """The turns before the final assistant turn (all turns if it does not end with one)."""
     return messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
@@ -100,7 +137,7 @@ def conversation_id(messages: list[dict]) -> str:
     return record_id("\n".join(f"{m['role']}: {m['content']}" for m in prompt_turns(messages)))
 
 
-def dumps(messages: list[dict]) -> str:
+def dumps(messages: list[dict] | dict) -> str:
     return orjson.dumps(messages).decode()
 
 
@@ -143,6 +180,11 @@ def label_tokens(offsets: list[tuple[int, int]], ids: list[int], spans: list[tup
     return labels
 
 
+def final_answer_labels(labels: list[int], prompt_length: int) -> list[int]:
+    """Labels on the final answer only (task=preference: earlier assistant turns are part of the prompt)."""
+    return [IGNORE] * prompt_length + labels[prompt_length:]
+
+
 def fit(ids: list[int], labels: list[int], prompt_length: int, max_length: int, policy: str):
     """Apply the truncation policy: (ids, labels, prompt_length, outcome) or None when dropped.
 
@@ -157,8 +199,8 @@ def fit(ids: list[int], labels: list[int], prompt_length: int, max_length: int, 
 
 
 def encode(tokenizer, template: str, conversations: list[list[dict]], max_length: int, policy: str
-           ) -> tuple[list[tuple[int, list[int], list[int], int]], dict]:
-    """Conversations -> (index, input_ids, labels, prompt_length) for the kept ones, and counts.
+           ) -> tuple[list[tuple[int, list[int], list[int], int, str]], dict]:
+    """Conversations -> (index, input_ids, labels, prompt_length, kept|truncated) for the kept ones, and counts.
 
     prompt_length: where the final assistant turn starts (evaluate generates from there).
     """
@@ -173,7 +215,7 @@ def encode(tokenizer, template: str, conversations: list[list[dict]], max_length
             counts["dropped"] += 1
             continue
         counts[fitted[3]] += 1
-        rows.append((i, *fitted[:3]))
+        rows.append((i, *fitted))
     return rows, counts
 
 

@@ -10,7 +10,7 @@ from stages.lib.errors import UserError
 from stages.lib.params import check_no_target, parse_params
 
 STAGES = ("ingest", "curate", "split", "tokenize", "train", "evaluate", "report")
-SHARED = ("task", "model", "data")
+SHARED = ("task", "model", "data", "launch")
 
 
 def compose(conf_dir: Path, overrides: list[str], config_name: str = "config") -> str:

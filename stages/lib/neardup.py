@@ -9,6 +9,7 @@ that share a key with another are flagged, and only those are compared.
 """
 from __future__ import annotations
 
+import array
 import itertools
 import string
 from collections.abc import Callable, Iterable
@@ -74,7 +75,8 @@ def digests(texts: list[str | None], num_perm: int, shingle_words: int, seed: in
     out = [np.zeros((0, num_perm), np.uint32)]
     for start in range(0, len(texts), DIGEST_BATCH):
         flat, offsets = token_hashes(texts[start:start + DIGEST_BATCH], shingle_words, seed)
-        out.append(np.asarray(_matrix(flat, offsets, num_perm, seed).to_rows(), dtype=np.uint32))
+        rows = _matrix(flat, offsets, num_perm, seed).to_rows()  # lists of ints: array.array reads them fastest
+        out.append(np.frombuffer(array.array("I", itertools.chain.from_iterable(rows)), np.uint32).reshape(-1, num_perm))
     return np.concatenate(out)
 
 

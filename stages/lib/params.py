@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 @dataclass
 class ChatParams:
-    """task.chat (task=sft): how conversations become tokens (tokenize) and answers (evaluate)."""
+    """task.chat (task=sft, preference): how conversations become tokens (tokenize) and answers (evaluate)."""
 
     template: str                # when the tokenizer has no chat template of its own: chatml | llama3
     truncation: str              # an example over tokenize.max_length: drop | left (cut the prompt's start)
@@ -54,11 +54,12 @@ class SourceParams:
     """One raw source: which files, under which license, and how to read them."""
 
     name: str
-    format: str                  # text (classify) | messages | prompt_completion | instruction (sft; see README)
+    format: str                  # text (classify) | messages | prompt_completion | instruction (sft) | preference
     files: str                   # glob under data.raw_dir
     license: str                 # SPDX id (or LicenseRef-...)
     text_field: str              # text | the messages list | the prompt | the instruction (see `format`)
-    label_field: Optional[str]   # label | null (messages) | the completion | the output
+    label_field: Optional[str]   # label | null (messages) | the completion | the output | the chosen answer
+    rejected_field: Optional[str]  # the rejected answer (format preference); null for the other formats
     group_field: Optional[str]   # e.g. a customer or conversation id: one group, one split
     encoding: str                # of JSONL and CSV files
     delimiter: str               # CSV only
@@ -91,13 +92,23 @@ class LoraParams:
 
 @dataclass
 class ChatTrainParams:
-    """train.chat (task=sft): the causal-LM loop's own settings."""
+    """train.chat (task=sft, preference): the causal-LM loop's own settings."""
 
     grad_accum: int              # micro-batches per optimizer step
     packing: bool                # examples packed into rows of pack_length, no attention across examples
     pack_length: int             # tokens per packed row (at least tokenize.max_length)
     checkpoint_every: int        # optimizer steps between resumable checkpoints; 0: none
     merge: bool                  # lora: also write the merged standalone model to data/train/model/merged/
+
+
+@dataclass
+class PreferenceTrainParams:
+    """train.preference (task=preference): Direct Preference Optimization on top of a starting point."""
+
+    init: Optional[str]          # the starting point (and reference): null = model.path; or an SFT result: a
+                                 # LoRA adapter directory (on model.path) or a full model directory
+    beta: float                  # strength of the pull towards the reference (DPO's beta)
+    loss: str                    # sigmoid (DPO) | ipo
 
 
 @dataclass
@@ -114,6 +125,16 @@ class TrainParams:
     seed: int
     lora: Optional[LoraParams]
     chat: Optional[ChatTrainParams]   # null for classify
+    preference: Optional[PreferenceTrainParams]   # null but for task=preference
+
+
+@dataclass
+class LaunchParams:
+    """The launch section (read by train): how many processes train, and how they share the work."""
+
+    processes: int               # worker processes on this machine; 1: train in the stage's own process
+    backend: str                 # torch.distributed backend: gloo (CPU) | nccl (GPU, one GPU per process)
+    strategy: str                # ddp: a full replica per process | fsdp: weights, gradients, optimizer state sharded
 
 
 def check_no_target(node: Any, file: str, where: str = "") -> None:

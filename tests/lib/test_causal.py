@@ -9,10 +9,11 @@ import torch
 
 from stages.lib import causal, chat
 from stages.lib.errors import UserError
-from stages.lib.params import ChatTrainParams, LoraParams, ModelParams, TrainParams
+from stages.lib.params import ChatTrainParams, LaunchParams, LoraParams, ModelParams, TrainParams
 from stages.train import schedule
 from tests.lib.test_chat import TOK
 
+SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
 TINY = ModelParams(name="tiny", path="models/tiny-chat", license="apache-2.0")
 LORA = LoraParams(r=8, alpha=16, dropout=0.0, target_modules=["all-linear"])
 
@@ -28,7 +29,7 @@ def tp(**kw) -> TrainParams:
     c = {"grad_accum": 1, "packing": True, "pack_length": 256, "checkpoint_every": 0, "merge": False}
     c |= {k: kw.pop(k) for k in list(kw) if k in c}
     base = {"mode": "full", "lr": 2e-3, "epochs": 1, "max_steps": -1, "batch_size": 2, "weight_decay": 0.0,
-            "warmup_ratio": 0.0, "seed": 0, "lora": None, "chat": ChatTrainParams(**c)}
+            "warmup_ratio": 0.0, "seed": 0, "lora": None, "chat": ChatTrainParams(**c), "preference": None}
     return TrainParams(**(base | kw))
 
 
@@ -161,7 +162,8 @@ def test_lora_merge_writes_a_standalone_model(tmp_path):
         plain = causal.load_base(TINY)(input_ids=x).logits
     p = Params(train=tp(mode="lora", lora=LORA, merge=True), model=TINY,
                data=DataParams(name="d", raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
-               task=TaskParams(name="sft", chat=None))
+               task=TaskParams(name="sft", chat=None),
+               launch=SINGLE)
     save(model, p, tmp_path / "model")
     assert (tmp_path / "model/adapter_model.safetensors").is_file()
     assert (tmp_path / "model/merged/tokenizer.json").is_file()

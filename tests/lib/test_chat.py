@@ -78,7 +78,8 @@ def test_truncation_policies_are_applied_and_counted():
     limit = longest - 5
     left, counts = chat.encode(TOK, chat.TEMPLATES["chatml"], convs, limit, "left")
     assert counts["truncated"] == 1 and counts["dropped"] == 0
-    (i, ids, labels, start), = [r for r in left if len(r[1]) == limit]
+    (i, ids, labels, start, outcome), = [r for r in left if len(r[1]) == limit]
+    assert outcome == "truncated"
     original = next(r for r in full if r[0] == i)
     assert ids == original[1][5:] and labels == original[2][5:] and start == original[3] - 5  # cut on the left
     dropped, counts = chat.encode(TOK, chat.TEMPLATES["chatml"], convs, limit, "drop")
@@ -88,14 +89,14 @@ def test_truncation_policies_are_applied_and_counted():
 
 
 def test_prompt_length_points_at_the_final_answer():
-    (_, ids, labels, start), = chat.encode(TOK, chat.TEMPLATES["chatml"], [MULTI], 10_000, "drop")[0]
+    (_, ids, labels, start, _), = chat.encode(TOK, chat.TEMPLATES["chatml"], [MULTI], 10_000, "drop")[0]
     assert TOK.decode(ids[start:], skip_special_tokens=True).startswith('{"category"')
     assert all(label == chat.IGNORE for label in labels[start - 3:start])
 
 
 def source(fmt: str, label_field="out") -> SourceParams:
     return SourceParams(name="s", format=fmt, files="*", license="CC0-1.0", text_field="in", label_field=label_field,
-                        group_field=None, encoding="utf-8", delimiter=",")
+                        group_field=None, rejected_field=None, encoding="utf-8", delimiter=",")
 
 
 def test_input_formats_map_onto_messages():

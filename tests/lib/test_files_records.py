@@ -1,9 +1,12 @@
 import os
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stages.lib.files import atomic_dir, atomic_path, read_json, write_json
-from stages.lib.records import normalize, record_id, unit_hash
+from stages.lib.records import normalize, record_id, record_ids, unit_hash
 
 
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
@@ -47,3 +50,25 @@ def test_unit_hash_uniform_and_salted():
     assert all(0 <= v < 1 for v in values)
     assert 0.45 < sum(values) / len(values) < 0.55
     assert unit_hash("s", "a") != unit_hash("t", "a")
+
+
+# Whitespace Python and polars disagree on (\x1c-\x1f, \x85), runs, edges, case folding beyond ASCII.
+TRICKY = st.text(alphabet=list("aZ1. ") + ["\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0",
+                                         "\u3000", "é", "ß", "İ", "ﬁ", "Ⅸ"], max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), TRICKY), max_size=20))
+def test_record_ids_fast_path_equals_record_id(texts):
+    assert record_ids(texts) == [record_id(t) for t in texts]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(TRICKY, max_size=20))
+def test_spaces_and_words_fast_path_equals_regex_counts(texts):
+    from stages.curate import spaces_and_words
+
+    got = spaces_and_words(pl.Series(texts, dtype=pl.String))
+    text = pl.Series(texts, dtype=pl.String)
+    assert got["_spaces"].to_list() == text.str.count_matches(r"\s").to_list()
+    assert got["_words"].to_list() == text.str.count_matches(r"\S+").to_list()

