@@ -25,14 +25,19 @@ def sh(cwd: Path, *cmd: str) -> None:
     subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
 
 
+def copy_project(repo: Path) -> Path:
+    """The project's code, config and full demo data in a fresh git repo at `repo`."""
+    for name in FILES:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, repo / name)
+    sh(repo, "git", "init", "-q")
+    return repo
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        for name in FILES:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
-            copy(ROOT / name, repo / name)
-        sh(repo, "git", "init", "-q")
+        repo = copy_project(Path(tmp) / "repo")
         total = 0.0
         for stage in STAGES:
             t0 = time.perf_counter()

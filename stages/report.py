@@ -108,6 +108,15 @@ def data_licenses(facts: dict) -> list[str]:
     return sorted({license_id for _, license_id, *_ in facts["licenses"]})
 
 
+def label_check(facts: dict) -> str:
+    issues = facts["metrics"].get("label_issues")
+    if issues is None:
+        return ""
+    return (f"Likely label errors: {issues['flagged']} of {issues['checked']} train records, where out-of-fold "
+            "predictions of the cheap classifiers confidently disagree with the given label (confident learning), "
+            "are listed for review with a suggested label in `data/evaluate/label_issues.parquet`; none was dropped.")
+
+
 def task_data(p: Params) -> tuple[str, str]:
     """What the data is for, and what one instance is."""
     if p.task.name == "preference":
@@ -156,7 +165,7 @@ def data_card(facts: dict, p: Params) -> str:
           "Rejected rows with their reasons: `data/curate/rejected.parquet`; unreadable units: "
           "`data/ingest/quarantine.parquet`.\n\nPersonal data found (rows), by type:\n\n"
         + table(["type", "found", "redacted", "rejected"], pii_rows)
-        + f"\n\nLabels are taken as given from each source's label field: {label_fields}.",
+        + f"\n\nLabels are taken as given from each source's label field: {label_fields}. " + label_check(facts),
         "## Splits\n\nAssigned by a salted hash of `record_id` (or of the record's group / near-duplicate "
         "cluster, which stay in one split): adding data never moves a record. Validation/test records with a "
         f"near-duplicate in train (leakage check): {facts['split']['leakage']}.\n\n"
@@ -173,6 +182,59 @@ def data_card(facts: dict, p: Params) -> str:
         f"{cur['rejected_by_rule'].get('forget', 0)} records removed. Add to it with `tunebuild forget`; "
         "`tunebuild audit` checks that forgotten records are absent downstream.",
     ]) + "\n"
+
+
+ALTERNATIVES = {"tfidf_logreg": "TF-IDF + logistic regression",
+                "embedding_logreg": "logistic regression on the frozen base model's embeddings",
+                "zero_shot": "the base model prompted zero-shot", "few_shot": "the base model prompted few-shot"}
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "exact_match": "exact match",
+                "json_valid": "JSON validity"}
+
+
+def alternative(name: str, metrics: dict) -> str:
+    shots = metrics["baselines"][name].get("shots")
+    return ALTERNATIVES[name] + (f" ({shots} train examples in the prompt)" if shots is not None else "")
+
+
+def worth_it(metrics: dict) -> str:
+    """One sentence on the tuned model against the best cheap alternative: the gain in points of the primary
+    metric with its paired bootstrap 95% interval, and whether that interval clears 0."""
+    g = metrics.get("gain_over_best_baseline")
+    if g is None:
+        return ("No cheap alternative was scored: they are compared on classification labels or on JSON answers "
+                "(exact match), and this evaluation has neither.")
+    m = g["metric"]
+    gain, lo, hi = (100 * g[k] for k in (m, f"{m}_ci_lo", f"{m}_ci_hi"))
+    best, what = alternative(g["baseline"], metrics), f"points {METRIC_NAMES[m]}"
+    if g[f"{m}_ci_lo"] > 0:
+        return f"Fine-tuning adds {gain:.1f} {what} [{lo:.1f}, {hi:.1f}] over {best}, the best cheap alternative."
+    if g[f"{m}_ci_hi"] < 0:
+        return (f"Fine-tuning loses {-gain:.1f} {what} [{-hi:.1f}, {-lo:.1f}] to {best}, the best cheap "
+                "alternative, which is better on this test set.")
+    return (f"Fine-tuning does not clearly beat {best}, the best cheap alternative: {gain:+.1f} {what} "
+            f"[{lo:+.1f}, {hi:+.1f}], an interval that includes 0: this test set cannot tell them apart.")
+
+
+def with_interval(scores: dict, metric: str) -> str:
+    if metric not in scores:
+        return ""
+    return f"{scores[metric]:.4f} [{scores[f'{metric}_ci_lo']:.4f}, {scores[f'{metric}_ci_hi']:.4f}]"
+
+
+def comparison(metrics: dict) -> str:
+    """The worth-it sentence, then tuned, base and every cheap alternative on the headline metrics, each with
+    its 95% interval."""
+    if "baselines" not in metrics:
+        return f"**{worth_it(metrics)}**"
+    headline = [k for k in METRIC_NAMES if f"{k}_ci_lo" in metrics["tuned"]]
+    rows = [["tuned", *(with_interval(metrics["tuned"], k) for k in headline)]]
+    rows += [[alternative(n, metrics), *(with_interval(v, k) for k in headline)] for n, v in metrics["baselines"].items()]
+    if "zero_shot" not in metrics["baselines"]:
+        rows.append(["base (untrained head)", *(with_interval(metrics["base"], k) for k in headline)])
+    return (f"**{worth_it(metrics)}**\n\n" + table(["model", *(f"{METRIC_NAMES[k]} [95% CI]" for k in headline)], rows)
+            + "\n\nIntervals: percentile bootstrap over the evaluated rows; the gain over the cheap alternative is "
+            "paired (the same resamples for both). The cheap alternatives are fit on (or prompted with) the train "
+            "split only.")
 
 
 def task_card(facts: dict, p: Params) -> dict:
@@ -237,8 +299,8 @@ def model_card(facts: dict, p: Params) -> str:
         "## Training data\n\n" + table(["split", "rows", "sha256"], data_rows)
         + "\n\nRecord-level lineage: `data/report/lineage.json`; data card: `data/report/data_card.md`.",
         "## Training procedure\n\n```yaml\n" + yaml.safe_dump(hyper, sort_keys=True).rstrip() + "\n```",
-        f"## Evaluation (test split)\n\n{t['base']}\n\n"
-        + table(["metric", "base", "tuned", "gain"], eval_rows) + "\n\n" + t["details"],
+        "## Evaluation (test split)\n\n" + comparison(m)
+        + f"\n\n{t['base']}\n\n" + table(["metric", "base", "tuned", "gain"], eval_rows) + "\n\n" + t["details"],
         f"## Limitations\n\nTrained on the sources listed in the data card only; {t['limits']}",
     ]) + "\n"
 

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
+from stages.report import worth_it
 from tests.conftest import make_repo, ran_stages, sh
 
 pytestmark = pytest.mark.pipeline
@@ -40,12 +41,35 @@ def test_full_repro_is_clean_and_idempotent(built_repo):
     again = sh(built_repo, "dvc", "repro")
     assert ran_stages(again.stdout) == []
     metrics = json.loads((built_repo / "data/evaluate/metrics.json").read_text())
-    assert set(metrics) == {"base", "tuned", "gain"}
+    assert set(metrics) == {"base", "tuned", "gain", "baselines", "gain_over_best_baseline", "label_issues"}
     card = (built_repo / "data/report/model_card.md").read_text()
     assert card.startswith("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2")
     lineage = json.loads((built_repo / "data/report/lineage.json").read_text())
     train_ids = pl.read_parquet(built_repo / "data/split/train.parquet")["record_id"].to_list()
     assert lineage["datasets"]["train"]["record_ids"] == train_ids
+
+
+def test_evaluate_scores_the_cheap_alternatives_with_intervals(built_repo):
+    metrics = json.loads((built_repo / "data/evaluate/metrics.json").read_text())
+    assert set(metrics["baselines"]) == {"tfidf_logreg", "embedding_logreg"}
+    scored = [metrics["tuned"], metrics["base"], *metrics["baselines"].values(), metrics["gain_over_best_baseline"]]
+    for s in scored:
+        for m in ("accuracy", "macro_f1"):
+            assert s[f"{m}_ci_lo"] <= s[m] <= s[f"{m}_ci_hi"], (s, m)
+    gain = metrics["gain_over_best_baseline"]
+    best = max(metrics["baselines"], key=lambda b: metrics["baselines"][b]["accuracy"])
+    assert gain["baseline"] == best and gain["metric"] == "accuracy"
+    assert gain["accuracy"] == round(metrics["tuned"]["accuracy"] - metrics["baselines"][best]["accuracy"], 6)
+    card = (built_repo / "data/report/model_card.md").read_text()
+    assert f"**{worth_it(metrics)}**" in card and "| TF-IDF + logistic regression |" in card
+    # likely label errors: a review table of train rows (never removed from train), counted in the metrics
+    issues = pl.read_parquet(built_repo / "data/evaluate/label_issues.parquet")
+    train = pl.read_parquet(built_repo / "data/split/train.parquet")
+    assert issues.columns == ["record_id", "source", "label", "suggested", "confidence", "text"]
+    assert set(issues["record_id"]) <= set(train["record_id"]) and (issues["label"] != issues["suggested"]).all()
+    assert metrics["label_issues"] == {"checked": train.height, "flagged": issues.height}
+    assert f"Likely label errors: {issues.height} of {train.height} train records" in \
+        (built_repo / "data/report/data_card.md").read_text()
 
 
 def test_every_raw_unit_is_accounted_for(built_repo):

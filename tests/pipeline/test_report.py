@@ -19,6 +19,7 @@ from stages.report import (
     model_card,
     owner_fact,
     table,
+    worth_it,
 )
 
 pytestmark = pytest.mark.pipeline
@@ -90,3 +91,34 @@ def test_croissant_is_valid_and_reads_the_split_files(built_repo):
             "rai:dataUseCases", "rai:dataLimitations", "rai:dataBiases"} <= rai
     curate = json.loads((built_repo / "data/curate/stats.json").read_text())
     assert f"phone: found in {curate['pii']['phone']['found']} records" in " ".join(meta["rai:personalSensitiveInformation"])
+
+
+def gain_metrics(gain: float, lo: float, hi: float) -> dict:
+    return {"baselines": {"tfidf_logreg": {}, "few_shot": {"shots": 3}},
+            "gain_over_best_baseline": {"baseline": "tfidf_logreg", "metric": "accuracy", "accuracy": gain,
+                                        "accuracy_ci_lo": lo, "accuracy_ci_hi": hi}}
+
+
+@pytest.mark.parametrize("gain, lo, hi, sentence", [
+    (0.024, 0.008, 0.041, ("Fine-tuning adds 2.4 points accuracy [0.8, 4.1] over TF-IDF + logistic regression, "
+                           "the best cheap alternative.")),
+    (-0.003, -0.019, 0.012, ("Fine-tuning does not clearly beat TF-IDF + logistic regression, the best cheap "
+                             "alternative: -0.3 points accuracy [-1.9, +1.2], an interval that includes 0: this test "
+                             "set cannot tell them apart.")),
+    (0.009, 0.0, 0.02, ("Fine-tuning does not clearly beat TF-IDF + logistic regression, the best cheap alternative: "
+                        "+0.9 points accuracy [+0.0, +2.0], an interval that includes 0: this test set cannot tell "
+                        "them apart.")),
+    (-0.05, -0.08, -0.02, ("Fine-tuning loses 5.0 points accuracy [2.0, 8.0] to TF-IDF + logistic regression, the "
+                           "best cheap alternative, which is better on this test set.")),
+])
+def test_worth_it_sentence(gain, lo, hi, sentence):
+    assert worth_it(gain_metrics(gain, lo, hi)) == sentence
+
+
+def test_worth_it_names_the_shots_and_says_when_nothing_was_compared():
+    m = gain_metrics(0.1, 0.05, 0.15)
+    m["gain_over_best_baseline"] |= {"baseline": "few_shot", "metric": "exact_match", "exact_match": 0.1,
+                                     "exact_match_ci_lo": 0.05, "exact_match_ci_hi": 0.15}
+    assert worth_it(m).startswith("Fine-tuning adds 10.0 points exact match [5.0, 15.0] over the base model prompted "
+                                  "few-shot (3 train examples in the prompt)")
+    assert worth_it({}).startswith("No cheap alternative was scored")

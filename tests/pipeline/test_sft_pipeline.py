@@ -43,13 +43,21 @@ def test_sft_repro_writes_the_task_outputs(sft_repo):
     assert {"loss", "perplexity", "json_valid", "exact_match"} <= set(metrics["tuned"])
     assert metrics["tuned"]["loss"] < metrics["base"]["loss"]
     samples = pl.read_parquet(repo / "data/evaluate/predictions.parquet")
-    assert samples.columns == ["record_id", "reference", "base", "tuned"] and samples.height == 4
+    assert samples.columns == ["record_id", "reference", "base", "tuned", "few_shot"] and samples.height == 4
+    assert set(metrics["baselines"]) == {"zero_shot", "few_shot"} and metrics["baselines"]["few_shot"]["shots"] == 3
+    for s in (metrics["tuned"], metrics["base"], *metrics["baselines"].values(), metrics["gain_over_best_baseline"]):
+        for m in ("json_valid", "exact_match"):
+            assert s[f"{m}_ci_lo"] <= s[m] <= s[f"{m}_ci_hi"], (s, m)
+    assert metrics["baselines"]["zero_shot"]["exact_match"] == metrics["base"]["exact_match"]  # zero-shot = base
+    assert metrics["gain_over_best_baseline"]["metric"] == "exact_match"
+    assert pl.read_parquet(repo / "data/evaluate/label_issues.parquet").height == 0  # no labels to check in sft
     assert set(json.loads((repo / "data/evaluate/per_class.json").read_text())["tuned"]) == {"category", "priority",
                                                                                            "product"}
     assert (repo / "data/train/model/model.safetensors").is_file()  # the sft default is full fine-tuning
     assert not (repo / "data/train/checkpoint").exists()  # scratch state goes once the model is saved
     card = (repo / "data/report/model_card.md").read_text()
     assert "pipeline_tag: text-generation" in card and "| json_valid |" in card
+    assert "the base model prompted few-shot (3 train examples in the prompt)" in card
     check_contract(repo)
 
 
