@@ -513,14 +513,16 @@ def dedupe(meta: pl.DataFrame, keys: list[np.ndarray], parts: "Parts", p: NearDu
 
     `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
     (file, line) order; `keys` the LSH band keys of its rows with no rule yet, in the same order, a
-    chunk at a time (rules_pass; the list is emptied to free them); `parts` holds the texts (ruled-*). Returns, per row this step rejects or
-    clusters (cluster = the record_id of another record): _i, d_rule, d_column, d_reason, cluster.
+    chunk at a time (rules_pass; the list is emptied to free them); `parts` holds the texts (ruled-*).
+    Returns, per row this step rejects or clusters (cluster = the record_id of another record):
+    _i, d_rule, d_column, d_reason, cluster.
     """
     live = meta.filter(pl.col("rule").is_null()).select("_i", "record_id", "label", "file", "line")
-    copies = live.filter(pl.col("record_id").is_duplicated())  # the few texts with 2+ live copies
+    copies = live.filter(pl.col("record_id").is_duplicated()).with_columns(  # the few texts with 2+ live copies
+        pl.col("label", "file").cast(pl.String))  # (categorical columns in windows can make polars panic)
     ranked = copies.with_columns(
         n_labels=pl.col("label").n_unique().over("record_id"),
-        labels=pl.col("label").cast(pl.String).unique().sort().str.join(", ").over("record_id"),
+        labels=pl.col("label").unique().sort().str.join(", ").over("record_id"),
         copy=pl.int_range(pl.len()).over("record_id"),
         first=pl.format("{}:{}", pl.col("file"), pl.col("line")).first().over("record_id"),
         copies=pl.len().over("record_id"),
