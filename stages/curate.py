@@ -16,10 +16,8 @@ raw units = quarantined (ingest) + rejected + curated, checked.
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
-import multiprocessing
 import os
 import json
 import re
@@ -27,10 +25,9 @@ import shutil
 import string
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pandera.polars as pa
@@ -41,7 +38,8 @@ from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_path, read_json, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
-from stages.lib.records import plain
+from stages.lib.pool import process_map
+from stages.lib.records import not_ascii, plain
 
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")
@@ -240,13 +238,17 @@ def check_params(p: Params) -> None:
                 raise UserError(f"params.yaml: {name}: '{pattern}' is not a valid regular expression ({e})") from None
 
 
+def turn_text(col: str) -> pl.Expr:
+    """A conversation's non-system turns, one per line: the text the rules see."""
+    return pl.col(col).list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
+                                 .struct.field("content")).list.join("\n")
+
+
 def sft_records(records: pl.DataFrame) -> pl.DataFrame:
     """sft: the JSON conversation in `text` (ingest) as `messages`; the rules then see the non-system turns
     as `text` and the final assistant answer as `label` (two answers to one prompt: label_conflict)."""
-    turns = pl.col("messages").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
-                                         .struct.field("content")).list.join("\n")
     return records.with_columns(messages=pl.col("text").str.json_decode(MESSAGES)).with_columns(
-        text=turns, label=sft_label())
+        text=turn_text("messages"), label=sft_label())
 
 
 def sft_label() -> pl.Expr:
@@ -263,10 +265,8 @@ def preference_records(records: pl.DataFrame) -> pl.DataFrame:
     chosen conversation's non-system turns and the rejected answer as `text`, and both answers as `label`
     (another pair for the same prompt: label_conflict)."""
     pair = pl.Struct({"chosen": MESSAGES, "rejected": MESSAGES})
-    turns = pl.col("chosen").list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
-                                       .struct.field("content")).list.join("\n")
     return records.with_columns(pl.col("text").str.json_decode(pair).struct.unnest()).with_columns(
-        text=pl.concat_str(turns, final_content("rejected"), separator="\n"), label=preference_label())
+        text=pl.concat_str(turn_text("chosen"), final_content("rejected"), separator="\n"), label=preference_label())
 
 
 TASK_COLUMNS = {"classify": ("text", "label"), "sft": ("messages",), "preference": ("chosen", "rejected")}
@@ -357,11 +357,6 @@ def spaces_and_words(texts: pl.Series) -> pl.DataFrame:
         "_row", "_spaces", _words=pl.when("_empty").then(0).otherwise(pl.col("_spaces") + 1))
     slow = df.filter(~plain(text)).select("_row", _spaces=text.str.count_matches(r"\s"), _words=text.str.count_matches(r"\S+"))
     return pl.concat([fast, slow]).sort("_row").select(pl.col("_spaces", "_words").cast(pl.Int64))
-
-
-def not_ascii(text):
-    """Texts (a polars Series or Expr) with a non-ASCII character: more UTF-8 bytes than characters."""
-    return text.str.len_bytes() != text.str.len_chars()
 
 
 def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
@@ -539,12 +534,13 @@ def dedupe(meta: pl.DataFrame, keys: list[np.ndarray], parts: "Parts", p: NearDu
     rows = survivors["_i"]
     at = np.searchsorted(live["_i"].to_numpy(), rows.to_numpy())
     del live
-    keyed, lo = [np.zeros((0, neardup.bands_for(p.threshold, p.num_perm)), np.uint64)], 0
+    keyed, lo = [], 0
     while keys:  # the survivors' keys, a chunk at a time: each chunk's array is freed once read
         chunk = keys.pop(0)
-        keyed.append(chunk[at[(at >= lo) & (at < lo + len(chunk))] - lo])
+        first, end = np.searchsorted(at, [lo, lo + len(chunk)])  # `at` is sorted: this chunk's share is a slice
+        keyed.append(chunk[at[first:end] - lo])
         lo += len(chunk)
-    keyed = np.concatenate(keyed)
+    keyed = np.concatenate(keyed)  # rules_pass gives one array per chunk, and there is at least one chunk
     rep, sim = neardup.clusters([keyed], lambda positions: parts.texts(rows.gather(positions)), p.threshold,
                                 p.num_perm, p.shingle_words, p.seed)
     member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
@@ -591,17 +587,6 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
             rejected_rows = [i for i in found if ruled["rule"][i] is not None]
             ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
     return ruled, pii_table, timings
-
-
-def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, workers: int) -> Iterator:
-    """map(fn, items) on the pool's `workers` processes, in order, with at most `workers` + 1 items in flight."""
-    pending: collections.deque = collections.deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) > workers:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 @dataclass(frozen=True)
@@ -660,8 +645,8 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[pl.DataFrame, np.ndarra
     ruled = ruled.with_columns(_i=pl.int_range(start, start + ruled.height, dtype=pl.Int64))
     nd = p.curate.near_duplicates
     with phase(timings, "dedupe"):
-        keys = neardup.band_keys(ruled.filter(pl.col("rule").is_null())["text"].to_list(), nd.num_perm,
-                                 nd.shingle_words, nd.seed, neardup.bands_for(nd.threshold, nd.num_perm))
+        keys = neardup.band_keys(ruled.filter(pl.col("rule").is_null())["text"].to_list(), nd.threshold,
+                                 nd.num_perm, nd.shingle_words, nd.seed)
     parts.put(f"ruled-{k:06d}", ruled)
     meta = ruled.select(META).with_columns(pl.col("label", "file", "source", "rule").cast(pl.Categorical))
     return meta, keys, pii_table, timings
@@ -703,8 +688,7 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
     text is in memory at a time, plus what dedupe keeps per record (no text).
     """
     check_params(p)
-    metas, keys, pii_tables = [], [np.zeros((0, neardup.bands_for(p.curate.near_duplicates.threshold,
-                                                                  p.curate.near_duplicates.num_perm)), np.uint64)], []
+    metas, keys, pii_tables = [], [], []
     n = parts.count()
     for meta, chunk_keys, pii_table, spent in mapper(functools.partial(rules_pass, parts=parts, p=p), range(n)):
         for name, seconds in spent.items():
@@ -782,12 +766,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
     try:
         parts = Parts(IN, params.curate.chunk_rows, scratch)
-        workers = min(os.cpu_count() or 1, parts.count())
-        with contextlib.ExitStack() as stack:
-            mapper = map
-            if workers > 1:  # spawn: polars' thread pool does not survive fork
-                pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
-                mapper = functools.partial(pooled, pool=pool, workers=workers)
+        with process_map(min(os.cpu_count() or 1, parts.count())) as mapper:
             n, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
         for name in ("curated", "rejected"):
             with atomic_path(OUT / f"{name}.parquet") as tmp:

@@ -15,14 +15,12 @@ memory stays bounded as raw data grows. A file no source claims is an error.
 from __future__ import annotations
 
 import codecs
-import multiprocessing
 import os
 import csv
 import json
 import sys
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +32,7 @@ from stages.lib import chat
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_path, write_json
 from stages.lib.params import DataParams, SourceParams, check_license, load_params
+from stages.lib.pool import process_map
 from stages.lib.records import record_ids
 
 OUT = Path("data/ingest")
@@ -392,12 +391,8 @@ def main() -> None:
         files = assign_files(Path(params.data.raw_dir), params.data.sources)
         jobs = [(i, path, src, params.ingest, parts) for i, (path, src) in enumerate(files)]
         size = sum(path.stat().st_size for path, _ in files if path.is_file())
-        if size > PARALLEL_BYTES and len(jobs) > 1:
-            ctx = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
-            with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(jobs)), mp_context=ctx) as pool:
-                per_file = list(pool.map(write_file_parts, jobs))
-        else:
-            per_file = [write_file_parts(job) for job in jobs]
+        with process_map(min(os.cpu_count() or 1, len(jobs)) if size > PARALLEL_BYTES else 1) as mapper:
+            per_file = list(mapper(write_file_parts, jobs))
         stats = summarize(params, per_file)
         pl.DataFrame(schema=RECORDS_SCHEMA).write_parquet(parts / "records-empty.parquet")
         pl.DataFrame(schema=QUARANTINE_SCHEMA).write_parquet(parts / "quarantine-empty.parquet")

@@ -18,12 +18,9 @@ curated file.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from stages.lib import neardup
 from stages.lib.errors import UserError, run
 from stages.lib.files import atomic_path, write_json
 from stages.lib.params import load_params
+from stages.lib.pool import process_map
 from stages.lib.records import unit_hash
 
 IN = Path("data/curate/curated.parquet")
@@ -124,17 +122,13 @@ def leakage(split_of: pl.Series, ids: pl.Series, keys: np.ndarray, texts: Callab
         both = band.group_by("key").agg(pl.col("train").any() & ~pl.col("train").all()).filter("train")["key"]
         flagged |= band["key"].is_in(both.implode()).to_numpy()
     corpus_rows = np.flatnonzero(flagged & train)
-    pairs = []
+    corpus, pairs = texts(corpus_rows), []
     for name in ("validation", "test"):
         rows = np.flatnonzero(flagged & (split_of == name).to_numpy())
-        found = neardup.overlaps(texts(rows), texts(corpus_rows), p.threshold, p.num_perm, p.shingle_words, p.seed)
+        found = neardup.overlaps(texts(rows), corpus, p.threshold, p.num_perm, p.shingle_words, p.seed)
         pairs += [{"split": name, "record_id": ids[int(rows[i])], "train_record_id": ids[int(corpus_rows[j])],
                    "similarity": sim} for i, j, sim in found]
     return {"threshold": p.threshold, "max_pairs": p.max_pairs, "count": len(pairs), "pairs": pairs}
-
-
-def band_keys(texts: list[str | None], p: LeakageParams) -> np.ndarray:
-    return neardup.band_keys(texts, p.num_perm, p.shingle_words, p.seed, neardup.bands_for(p.threshold, p.num_perm))
 
 
 def split(curated: pl.DataFrame, p: SplitParams) -> tuple[dict[str, pl.DataFrame], dict, dict]:
@@ -142,7 +136,9 @@ def split(curated: pl.DataFrame, p: SplitParams) -> tuple[dict[str, pl.DataFrame
     report. Each split keeps the curated order."""
     tagged = curated.with_columns(split=assign(split_keys(curated), p))
     texts = curated["text"]
-    leaks = leakage(tagged["split"], curated["record_id"], band_keys(texts.to_list(), p.leakage),
+    lp = p.leakage
+    leaks = leakage(tagged["split"], curated["record_id"],
+                    neardup.band_keys(texts.to_list(), lp.threshold, lp.num_perm, lp.shingle_words, lp.seed),
                     lambda rows: texts.gather(rows).to_list(), p.leakage)
     parts = {name: tagged.filter(pl.col("split") == name).drop("split") for name in SPLITS}
     return parts, split_stats(tagged), leaks
@@ -151,7 +147,8 @@ def split(curated: pl.DataFrame, p: SplitParams) -> tuple[dict[str, pl.DataFrame
 def chunk_band_keys(job: tuple[int, int], p: LeakageParams) -> np.ndarray:
     """band_keys of rows [start, start + n) of the curated records (runs in worker processes)."""
     start, n = job
-    return band_keys(pl.scan_parquet(IN).select("text").slice(start, n).collect()["text"].to_list(), p)
+    texts = pl.scan_parquet(IN).select("text").slice(start, n).collect()["text"].to_list()
+    return neardup.band_keys(texts, p.threshold, p.num_perm, p.shingle_words, p.seed)
 
 
 def main() -> None:
@@ -162,15 +159,9 @@ def main() -> None:
     meta = (pl.scan_parquet(IN).select("record_id", pl.col("label", "source").cast(pl.Categorical)).collect()
             .with_columns(split=split_of.cast(pl.Categorical)))
     del ids, split_of
-    jobs = [(start, CHUNK_ROWS) for start in range(0, meta.height, CHUNK_ROWS)]
-    workers = min(os.cpu_count() or 1, len(jobs))
-    with contextlib.ExitStack() as stack:
-        mapper = map
-        if workers > 1:  # spawn: polars' thread pool does not survive fork
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
-            mapper = functools.partial(pool.map, chunksize=1)
-        keys = np.concatenate([np.zeros((0, neardup.bands_for(p.leakage.threshold, p.leakage.num_perm)), np.uint64),
-                               *mapper(functools.partial(chunk_band_keys, p=p.leakage), jobs)])
+    jobs = [(start, CHUNK_ROWS) for start in range(0, max(meta.height, 1), CHUNK_ROWS)]  # at least one: keys' shape
+    with process_map(min(os.cpu_count() or 1, len(jobs))) as mapper:
+        keys = np.concatenate(list(mapper(functools.partial(chunk_band_keys, p=p.leakage), jobs)))
 
     def texts(rows: np.ndarray) -> list[str]:
         return (pl.scan_parquet(IN).select("text").with_row_index("_r")

@@ -104,8 +104,10 @@ def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
 
 
-def band_keys(texts: list[str | None], num_perm: int, shingle_words: int, seed: int, bands: int) -> np.ndarray:
-    """One u64 key per LSH band of each text's MinHash signature (equal bands give equal keys)."""
+def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
+    """One u64 key per LSH band (bands_for(threshold, num_perm)) of each text's MinHash signature
+    (equal bands give equal keys); shape (texts, bands) even for no texts."""
+    bands = bands_for(threshold, num_perm)
     sig = digests(texts, num_perm, shingle_words, seed).astype(np.uint64).reshape(len(texts), bands, num_perm // bands)
     keys = np.zeros((len(texts), bands), np.uint64)
     for k in range(sig.shape[2]):
@@ -117,7 +119,7 @@ def clusters(keyed: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[
              threshold: float, num_perm: int, shingle_words: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """For each text (in priority order): the index of its cluster's first member, and the similarity to it.
 
-    `keyed` yields the texts' band_keys (for bands_for(threshold, num_perm)), a batch at a time,
+    `keyed` yields the texts' band_keys (with the same threshold and num_perm), a batch at a time,
     in order: 8 bytes per band and text is all that is kept of every text. A text that shares a
     band key with another is flagged; `texts_at(indices)` returns the flagged texts, whose
     signatures are compared. Union-find over confirmed pairs; the representative of a cluster

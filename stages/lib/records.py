@@ -22,10 +22,15 @@ def record_id(text: str | None) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
+def not_ascii(text):
+    """Texts (a polars Series or Expr) with a non-ASCII character: more UTF-8 bytes than characters."""
+    return text.str.len_bytes() != text.str.len_chars()
+
+
 def plain(text: pl.Expr) -> pl.Expr:
     """Plain text: ASCII words with one space between them, nothing else that Python or polars counts
     as whitespace; for it, normalize is lower-casing, and words are spaces + 1. Each test is a fast scan."""
-    return ~((text.str.len_bytes() != text.str.len_chars()) | text.str.contains(r"[\t-\r\x1c-\x1f]")
+    return ~(not_ascii(text) | text.str.contains(r"[\t-\r\x1c-\x1f]")
              | text.str.contains("  ", literal=True) | text.str.starts_with(" ") | text.str.ends_with(" "))
 
 

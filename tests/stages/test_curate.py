@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, curate_parts,
-                           Parts, pooled, sft_model)
+                           Parts, sft_model)
 from stages.ingest import RECORDS_SCHEMA
+from stages.lib.pool import pooled
 from stages.lib.errors import UserError
 from stages.lib.params import DataParams, ForgetParams, TaskParams
 from stages.lib.records import record_ids
