@@ -399,6 +399,11 @@ def add_time(timings: dict | None, name: str, seconds: float) -> None:
         timings[name] = round(timings.get(name, 0.0) + seconds, 3)
 
 
+def add_times(timings: dict | None, spent: dict[str, float]) -> None:
+    for name, seconds in spent.items():
+        add_time(timings, name, seconds)
+
+
 @contextlib.contextmanager
 def phase(timings: dict | None, name: str):
     """Adds the seconds spent in the block to timings[name] (printed by main, never written to outputs)."""
@@ -503,18 +508,19 @@ def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, p
     return out, table
 
 
-def dedupe(meta: pl.DataFrame, keys: list[np.ndarray], parts: "Parts", p: NearDuplicateParams) -> pl.DataFrame:
+def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicateParams) -> tuple[pl.DataFrame, int]:
     """Exact (same record_id) then near duplicates among rows not yet rejected, first by (file, line) kept.
 
-    `meta` has one row per record without its text (_i, record_id, label, file, line, rule), in
-    (file, line) order; `keys` the LSH band keys of its rows with no rule yet, in the same order, a
-    chunk at a time (rules_pass; the list is emptied to free them); `parts` holds the texts (ruled-*).
-    Returns, per row this step rejects or clusters (cluster = the record_id of another record):
-    _i, d_rule, d_column, d_reason, cluster.
+    `ids` holds every row's record_id as a u64 and `live` whether no rule rejected it yet (rules_pass),
+    in (file, line) order; `parts` holds the rows (ruled-*) and the live rows' LSH band keys (keys-*).
+    9 bytes per row stay in memory, the band keys are read one band at a time, and only the few rows
+    that are duplicates are read back. Returns, per row this step rejects or clusters (cluster = the
+    record_id of another record): _i, d_rule, d_column, d_reason, cluster; and how many clusters keep
+    near duplicates in the curated data (action keep).
     """
-    live = meta.filter(pl.col("rule").is_null()).select("_i", "record_id", "label", "file", "line")
-    copies = live.filter(pl.col("record_id").is_duplicated()).with_columns(  # the few texts with 2+ live copies
-        pl.col("label", "file").cast(pl.String))  # (categorical columns in windows can make polars panic)
+    live_at = np.flatnonzero(live)
+    copied = live_at[pl.Series(ids[live_at]).is_duplicated().to_numpy()]  # the few live rows whose text repeats
+    copies = parts.rows(copied, ["_i", "record_id", "label", "file", "line"])
     ranked = copies.with_columns(
         n_labels=pl.col("label").n_unique().over("record_id"),
         labels=pl.col("label").unique().sort().str.join(", ").over("record_id"),
@@ -530,29 +536,30 @@ def dedupe(meta: pl.DataFrame, keys: list[np.ndarray], parts: "Parts", p: NearDu
         d_reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the "
                                                   "source", pl.col("copies"), pl.col("labels")))
         .otherwise(pl.format("duplicate of {}", pl.col("first"))))
-    survivors = live.filter(~pl.col("_i").is_in(exact["_i"].implode())).select("_i", "record_id", "file", "line")
-    rows = survivors["_i"]
-    at = np.searchsorted(live["_i"].to_numpy(), rows.to_numpy())
-    del live
-    keyed, lo = [], 0
-    while keys:  # the survivors' keys, a chunk at a time: each chunk's array is freed once read
-        chunk = keys.pop(0)
-        first, end = np.searchsorted(at, [lo, lo + len(chunk)])  # `at` is sorted: this chunk's share is a slice
-        keyed.append(chunk[at[first:end] - lo])
-        lo += len(chunk)
-    keyed = np.concatenate(keyed)  # rules_pass gives one array per chunk, and there is at least one chunk
-    rep, sim = neardup.clusters([keyed], lambda positions: parts.texts(rows.gather(positions)), p.threshold,
-                                p.num_perm, p.shingle_words, p.seed)
+    keep = np.ones(len(live_at), bool)  # the live rows that survive exact dedupe (their band keys are in keys-*)
+    keep[np.searchsorted(live_at, exact["_i"].to_numpy())] = False
+    rows = live_at[keep]
+    del live_at
+
+    def band_columns():
+        for b in range(neardup.bands_for(p.threshold, p.num_perm)):
+            yield parts.band(b)[keep]
+
+    rep, sim = neardup.clusters(band_columns(), lambda at: parts.rows(rows[at], ["text"])["text"].to_list(),
+                                p.threshold, p.num_perm, p.shingle_words, p.seed)
     member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
-    where = survivors[rep[member]].select(pl.format("{}:{}", "file", "line")).to_series().to_list()
+    firsts = parts.rows(np.unique(rows[rep[member]]), ["_i", "record_id", "file", "line"])
+    first = firsts[np.searchsorted(firsts["_i"].to_numpy(), rows[rep[member]])]
+    where = first.select(pl.format("{}:{}", "file", "line")).to_series().to_list()
     reject = p.action == "reject"
     marks = pl.DataFrame({
-        "_i": rows.gather(member), "d_rule": ["near_duplicate" if reject else None] * len(member),
+        "_i": rows[member], "d_rule": ["near_duplicate" if reject else None] * len(member),
         "d_column": ["text" if reject else None] * len(member),
         "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" if reject else None
                      for w, s in zip(where, sim[member].tolist())],
-        "cluster": survivors["record_id"].gather(rep[member])}, schema=DECISIONS | {"cluster": pl.String})
-    return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks])
+        "cluster": first["record_id"]}, schema=DECISIONS | {"cluster": pl.String})
+    kept_clusters = 0 if reject else len(np.unique(rep[member]))
+    return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks]), kept_clusters
 
 
 def task_schema(p: Params):
@@ -591,9 +598,9 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
 
 @dataclass(frozen=True)
 class Parts:
-    """The records, a chunk of `chunk_rows` at a time, and the frames curate keeps per chunk between
-    its passes: parquet files in `scratch` (the stage: worker processes read and write them) or,
-    with no scratch, a dict in this process (tests, small data)."""
+    """The records, a chunk of `chunk_rows` at a time, and what curate keeps per chunk between its
+    passes (frames, band keys): files in `scratch` (the stage: worker processes read and write them)
+    or, with no scratch, a dict in this process (tests, small data)."""
     records: Path | pl.DataFrame  # in (file, line) order
     chunk_rows: int
     scratch: Path | None = None
@@ -624,44 +631,72 @@ class Parts:
         else:
             (self.scratch / f"{name}.parquet").unlink()
 
-    def texts(self, rows: pl.Series) -> list[str | None]:
-        """The texts of rows `_i` (sorted) from the ruled chunks."""
-        chunks = (rows // self.chunk_rows).unique().sort().to_list()
-        wanted = rows.implode()
-        return [t for k in chunks for t in self.scan(f"ruled-{k:06d}").filter(pl.col("_i").is_in(wanted))
-                .select("text").collect()["text"]]
+    def rows(self, at: np.ndarray, columns: list[str]) -> pl.DataFrame:
+        """`columns` of the rows `_i` in `at` (sorted) of the ruled chunks, in that order."""
+        bounds = np.searchsorted(at, np.arange(self.count() + 1) * self.chunk_rows)
+        frames = [self.scan("ruled-000000").select(columns).head(0).collect()]
+        for k in np.flatnonzero(np.diff(bounds)).tolist():
+            wanted = pl.Series(at[bounds[k]:bounds[k + 1]], dtype=pl.Int64).implode()
+            frames.append(self.scan(f"ruled-{k:06d}").filter(pl.col("_i").is_in(wanted)).select(columns).collect())
+        return pl.concat(frames)
+
+    def put_keys(self, k: int, keys: np.ndarray) -> None:
+        """Chunk k's band keys (rows x bands), kept band by band so that `band` reads one band."""
+        keys = np.ascontiguousarray(keys.T)
+        if self.scratch is None:
+            self.memory[f"keys-{k:06d}"] = keys
+        else:
+            np.save(self.scratch / f"keys-{k:06d}.npy", keys)
+
+    def band(self, b: int) -> np.ndarray:
+        """Band b's keys of every chunk, in order."""
+        def one(k: int) -> np.ndarray:
+            name = f"keys-{k:06d}"
+            return self.memory[name] if self.scratch is None else np.load(self.scratch / f"{name}.npy", mmap_mode="r")
+        return np.concatenate([one(k)[b] for k in range(self.count())])
 
 
-META = ("_i", "record_id", "label", "file", "line", "source", "rule")
 DECISIONS = {"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}
+ORDER = f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`"
 
 
-def rules_pass(k: int, parts: Parts, p: Params) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dict]:
+def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray, tuple, pl.DataFrame, dict]:
     """Pass 1 on chunk k (in a worker process): the row-local rules, then the LSH band keys of the rows
-    they let through. Keeps the ruled chunk in `parts` (as ruled-k) and returns what dedupe needs of
-    it: its rows without text (META), their band keys, its PII counts and the seconds per phase."""
+    they let through. Keeps the ruled chunk (ruled-k) and the keys (keys-k) in `parts`; returns what
+    dedupe needs of each row (its record_id as a u64, whether no rule rejected it), the chunk's first
+    and last (file, line), its PII counts and the seconds per phase."""
     ruled, pii_table, timings = rule_chunk(parts.chunk(k), p)
     start = k * parts.chunk_rows
     ruled = ruled.with_columns(_i=pl.int_range(start, start + ruled.height, dtype=pl.Int64))
+    in_order = ruled.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True) == pl.int_range(pl.len()))
+    if not in_order.to_series().all():
+        raise UserError(ORDER)
     nd = p.curate.near_duplicates
+    live = ruled["rule"].is_null()
     with phase(timings, "dedupe"):
-        keys = neardup.band_keys(ruled.filter(pl.col("rule").is_null())["text"].to_list(), nd.threshold,
-                                 nd.num_perm, nd.shingle_words, nd.seed)
+        parts.put_keys(k, neardup.band_keys(ruled.filter(live)["text"].to_list(), nd.threshold, nd.num_perm,
+                                            nd.shingle_words, nd.seed))
     parts.put(f"ruled-{k:06d}", ruled)
-    meta = ruled.select(META).with_columns(pl.col("label", "file", "source", "rule").cast(pl.Categorical))
-    return meta, keys, pii_table, timings
+    ends = (ruled.select("file", "line").row(0), ruled.select("file", "line").row(-1)) if ruled.height else ()
+    ids = ruled["record_id"].str.to_integer(base=16, dtype=pl.UInt64, strict=False).fill_null(0).to_numpy()
+    return ids, live.to_numpy(), ends, pii_table, timings
 
 
-def decide_pass(job: tuple[int, pl.DataFrame], parts: Parts, p: Params) -> dict:
+def decide_pass(job: tuple[int, pl.DataFrame], parts: Parts, p: Params) -> tuple[pl.DataFrame, dict]:
     """Pass 2 on chunk k (in a worker process): its dedupe decisions applied (`decide`); keeps
-    curated-k and rejected-k in `parts` in place of ruled-k. Returns the seconds per phase."""
+    curated-k and rejected-k in `parts` in place of ruled-k. Returns the chunk's counts per
+    (source, rule, label) (curated: rule null; label for classify only) and the seconds per phase."""
     k, decisions = job
     timings: dict[str, float] = {}
     curated, rejected = decide(parts.scan(f"ruled-{k:06d}").collect(), decisions, task_schema(p), timings)
     parts.put(f"curated-{k:06d}", curated)
     parts.put(f"rejected-{k:06d}", rejected)
     parts.drop(f"ruled-{k:06d}")
-    return timings
+    label = pl.col("label") if p.task.name == "classify" else pl.lit(None, pl.String).alias("label")
+    counts = pl.concat([curated.group_by("source", label).len().with_columns(rule=pl.lit(None, pl.String)),
+                        rejected.group_by("source", "rule").len().with_columns(label=pl.lit(None, pl.String))],
+                       how="diagonal")
+    return counts, timings
 
 
 def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -685,34 +720,33 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
     for each chunk k; returns the chunk count and the stats.
 
     `mapper` runs the passes over the chunks (map, or pooled across processes). Only a few chunks'
-    text is in memory at a time, plus what dedupe keeps per record (no text).
+    text is in memory at a time, plus 9 bytes per record for dedupe (and one band of keys while it runs).
     """
     check_params(p)
-    metas, keys, pii_tables = [], [], []
+    ids, live, ends, pii_tables = [], [], [], []
     n = parts.count()
-    for meta, chunk_keys, pii_table, spent in mapper(functools.partial(rules_pass, parts=parts, p=p), range(n)):
-        for name, seconds in spent.items():
-            add_time(timings, name, seconds)
-        metas.append(meta), keys.append(chunk_keys), pii_tables.append(pii_table)  # noqa: E401
-    meta = pl.concat(metas, rechunk=False)
-    del metas
-    order = meta.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True)).to_series()
-    if not order.equals(pl.int_range(meta.height, eager=True).alias(order.name)):
-        raise UserError(f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`")
-
+    for chunk_ids, chunk_live, chunk_ends, pii_table, spent in mapper(
+            functools.partial(rules_pass, parts=parts, p=p), range(n)):
+        add_times(timings, spent)
+        ids.append(chunk_ids), live.append(chunk_live), pii_tables.append(pii_table)  # noqa: E401
+        ends.extend(chunk_ends)
+    if ends != sorted(ends):  # each chunk is in order (rules_pass): so is the whole if their ends are
+        raise UserError(ORDER)
+    ids, live = np.concatenate(ids), np.concatenate(live)
     with phase(timings, "dedupe"):
-        decisions = dedupe(meta, keys, parts, p.curate.near_duplicates)
+        decisions, kept_clusters = dedupe(ids, live, parts, p.curate.near_duplicates)
     by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
     empty = pl.DataFrame(schema=decisions.schema)
-    jobs = ((k, by_chunk.get((k,), empty)) for k in range(n))
-    for spent in mapper(functools.partial(decide_pass, parts=parts, p=p), jobs):
-        for name, seconds in spent.items():
-            add_time(timings, name, seconds)
-    outcome = meta.join(decisions, on="_i", how="left").with_columns(rule=pl.coalesce(pl.col("rule").cast(pl.String), "d_rule"))
+    counts = []
+    for chunk_counts, spent in mapper(functools.partial(decide_pass, parts=parts, p=p),
+                                      ((k, by_chunk.get((k,), empty)) for k in range(n))):
+        add_times(timings, spent)
+        counts.append(chunk_counts)
+    counts = pl.concat(counts).group_by("source", "rule", "label").agg(pl.col("len").sum())
+    if counts["len"].sum() != len(ids):
+        raise RuntimeError(f"curate accounting: {counts['len'].sum()} curated + rejected != {len(ids)} records")
     pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
-    stats = curate_stats(meta, outcome.filter(pl.col("rule").is_null()), outcome.filter(pl.col("rule").is_not_null()),
-                         pii_table, ingest_stats)
-    return n, stats
+    return n, curate_stats(counts, pii_table, kept_clusters, ingest_stats)
 
 
 def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
@@ -724,18 +758,20 @@ def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
             stats)
 
 
-def _counts(df: pl.DataFrame, col: str) -> dict[str, int]:
-    return dict(df.group_by(col).len().sort(col).iter_rows())
+def _counts(counts: pl.DataFrame, col: str) -> dict[str, int]:
+    return dict(counts.filter(pl.col(col).is_not_null()).group_by(col).agg(pl.col("len").sum()).sort(col).iter_rows())
 
 
-def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | None) -> dict:
-    """Counts, and the accounting check per source: raw units = quarantined + rejected + curated."""
+def curate_stats(counts: pl.DataFrame, pii_table: pl.DataFrame, kept_clusters: int, ingest_stats: dict | None) -> dict:
+    """Counts (from the rows per source, rule and label: rule null for curated), and the accounting check
+    per source: raw units = quarantined + rejected + curated."""
+    curated, rejected = counts.filter(pl.col("rule").is_null()), counts.filter(pl.col("rule").is_not_null())
     by_source = {}
-    sources = sorted(set(records["source"].to_list()) | set((ingest_stats or {}).get("sources", {})))
+    sources = sorted(set(counts["source"].to_list()) | set((ingest_stats or {}).get("sources", {})))
     for src in sources:
-        row = {"records": records.filter(pl.col("source") == src).height,
-               "curated": curated.filter(pl.col("source") == src).height,
-               "rejected": rejected.filter(pl.col("source") == src).height}
+        row = {"curated": curated.filter(pl.col("source") == src)["len"].sum(),
+               "rejected": rejected.filter(pl.col("source") == src)["len"].sum()}
+        row = {"records": row["curated"] + row["rejected"]} | row
         if ingest_stats is not None:
             ing = ingest_stats["sources"].get(src, {"units": 0, "quarantined": 0})
             row |= {"units": ing["units"], "quarantined": ing["quarantined"]}
@@ -744,19 +780,17 @@ def curate_stats(records, curated, rejected, pii_table, ingest_stats: dict | Non
                                 f"{ing['quarantined']} quarantined + {row['rejected']} rejected + {row['curated']} curated; "
                                 "rerun `dvc repro` (the ingest outputs do not match its stats)")
         by_source[src] = row
-    if curated.height + rejected.height != records.height:
-        raise RuntimeError(f"curate accounting: {curated.height} + {rejected.height} != {records.height}")
     pii_stats = {t: {"found": 0, "redacted": 0, "rejected": 0} for t in pii.TYPES}
     pii_by_source: dict[str, dict] = {}
     for src, kind, found, redacted, rej in pii_table.iter_rows():
         for key, val in (("found", found), ("redacted", redacted), ("rejected", rej)):
             pii_stats[kind][key] += val
         pii_by_source.setdefault(src, {})[kind] = {"found": found, "redacted": redacted, "rejected": rej}
-    return {"records": records.height, "curated": curated.height, "rejected": rejected.height,
+    return {"records": counts["len"].sum(), "curated": curated["len"].sum(), "rejected": rejected["len"].sum(),
             "rejected_by_rule": {rule: 0 for rule in RULES} | _counts(rejected, "rule"),
             "curated_by_label": _counts(curated, "label"), "by_source": by_source,
             "pii": pii_stats, "pii_by_source": dict(sorted(pii_by_source.items())),
-            "clusters": {"kept_with_near_duplicates": curated["cluster"].drop_nulls().n_unique()}}
+            "clusters": {"kept_with_near_duplicates": kept_clusters}}
 
 
 def main() -> None:

@@ -115,29 +115,26 @@ def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_
     return keys
 
 
-def clusters(keyed: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[str | None]],
+def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[str | None]],
              threshold: float, num_perm: int, shingle_words: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """For each text (in priority order): the index of its cluster's first member, and the similarity to it.
 
-    `keyed` yields the texts' band_keys (with the same threshold and num_perm), a batch at a time,
-    in order: 8 bytes per band and text is all that is kept of every text. A text that shares a
+    `band_columns` yields, band by band, every text's key of that band (band_keys with the same
+    threshold and num_perm), so one band's keys are in memory at a time. A text that shares a
     band key with another is flagged; `texts_at(indices)` returns the flagged texts, whose
     signatures are compared. Union-find over confirmed pairs; the representative of a cluster
     is its earliest member, so what is kept depends on nothing but the order.
     """
-    bands = bands_for(threshold, num_perm)
-    keyed = list(keyed)
-    keys = keyed[0] if len(keyed) == 1 else np.concatenate([np.zeros((0, bands), np.uint64), *keyed])
-    keyed.clear()
-    total = len(keys)
-    flags = np.zeros(total, bool)
-    for b in range(bands):
-        flags |= pl.Series(keys[:, b]).is_duplicated().to_numpy()
-    del keys
-    flagged = np.flatnonzero(flags)
+    flags = None
+    for column in band_columns:
+        duplicated = pl.Series(column).is_duplicated().to_numpy()
+        flags = duplicated if flags is None else flags | duplicated
+    total = 0 if flags is None else len(flags)
+    flagged = np.flatnonzero(flags) if total else np.zeros(0, np.int64)
     rep, sim = np.arange(total, dtype=np.int64), np.ones(total)
     if len(flagged) < 2:
         return rep, sim
+    bands = bands_for(threshold, num_perm)
     sub = texts_at(flagged)
     sig = digests(sub, num_perm, shingle_words, seed)
     pairs = candidate_pairs(sig, bands)

@@ -120,6 +120,8 @@ def test_chunk_size_and_worker_processes_do_not_change_the_result(tmp_path):
     rows = [(f"ticket number {i % 7} about the order that never came", "refund") for i in range(30)]
     rows += [("Ticket number 3 about the order that never came", "billing"), ("fine text", "billing"),
              ("mail me at a.b@example.com please", "refund"), ("card 4111 1111 1111 1111 charged", "billing")]
+    rows += [("the parcel never arrived and tracking shows nothing since monday", "refund"), ("fine text again", "billing"),
+             ("the parcel never arrived, and tracking shows nothing since monday!", "refund")]  # near-duplicates
     records = frame(rows)
     one_chunk = curate(records, dataclasses.replace(P, curate=dataclasses.replace(CP, chunk_rows=1000)))
     tiny_chunks = curate(records, P)
@@ -127,12 +129,19 @@ def test_chunk_size_and_worker_processes_do_not_change_the_result(tmp_path):
     parts = Parts(tmp_path / "records.parquet", 4, tmp_path)  # as the stage runs it: files, worker processes
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         n, stats = curate_parts(parts, P, None, None, partial(pooled, pool=pool, workers=2))
-    assert n == 9 and not list(tmp_path.glob("ruled-*"))
+    assert n == 10 and not list(tmp_path.glob("ruled-*"))
     pooled_result = (*(pl.concat([parts.scan(f"{name}-{k:06d}") for k in range(n)]).collect()
                        for name in ("curated", "rejected")), stats)
     for other in (tiny_chunks, pooled_result):
         assert one_chunk[0].equals(other[0]) and one_chunk[1].equals(other[1]) and one_chunk[2] == other[2]
-    assert set(one_chunk[1]["rule"]) >= {"duplicate", "label_conflict", "pii_card"}
+    assert set(one_chunk[1]["rule"]) >= {"duplicate", "label_conflict", "pii_card", "near_duplicate"}
+
+
+@pytest.mark.parametrize("lines", [[2, 1, 3, 4, 5], [3, 4, 1, 2, 5]], ids=["within-a-chunk", "across-chunks"])
+def test_records_out_of_file_line_order_are_refused(lines):
+    records = frame([(f"ticket {i} about an order", "refund") for i in range(5)]).with_columns(line=pl.Series(lines))
+    with pytest.raises(UserError, match=r"not in \(file, line\) order; rerun `dvc repro ingest`"):
+        curate_parts(Parts(records, 2), P, None)
 
 
 def test_all_clean_and_empty_inputs():
