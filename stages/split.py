@@ -38,6 +38,7 @@ IN = Path("data/curate/curated.parquet")
 OUT = Path("data/split")
 SPLITS = ("train", "validation", "test")
 CHUNK_ROWS = 50_000  # rows per band-key job of the leakage check
+SLICE_ROWS = 500_000  # rows per slice when rows are picked from the curated file (bounds memory)
 
 
 @dataclass
@@ -65,13 +66,14 @@ class Params:
 def split_keys(df: pl.DataFrame) -> pl.Series:
     """Connected components over shared `group` and `cluster`: key = 'group:<min group>' or the min record id.
 
-    Label propagation in polars: each record starts with the smaller of its id and its cluster's id,
-    then takes the smallest label of its group and of its cluster until nothing changes.
+    Label propagation in polars on integers (record ids as u64, groups as their rank): each record
+    starts with the smaller of its id and its cluster's id, then takes the smallest label of its
+    group and of its cluster until nothing changes.
     """
-    ids = df["record_id"]
+    ids = df["record_id"].str.to_integer(base=16, dtype=pl.UInt64)
     group = df["group"] if "group" in df.columns else pl.Series([None] * df.height, dtype=pl.String)
-    cluster = df["cluster"] if "cluster" in df.columns else ids
-    comp = pl.DataFrame({"id": ids, "group": group, "cluster": cluster}).with_columns(
+    cluster = df["cluster"].str.to_integer(base=16, dtype=pl.UInt64) if "cluster" in df.columns else ids
+    comp = pl.DataFrame({"id": ids, "group": group.rank("dense"), "cluster": cluster}).with_columns(
         cluster=pl.when(pl.col("cluster").is_in(ids.implode())).then("cluster").otherwise("id"))
     comp = comp.with_columns(label=pl.min_horizontal("id", "cluster"))
     while True:
@@ -81,9 +83,13 @@ def split_keys(df: pl.DataFrame) -> pl.Series:
         if step["label"].equals(comp["label"]):
             break
         comp = step
-    key = pl.when(pl.col("group").min().over("label").is_not_null()).then(
-        pl.format("group:{}", pl.col("group").min().over("label"))).otherwise("label")
-    return comp.select(key=key)["key"]
+    hex_ids = pl.DataFrame({"label": ids, "hex": df["record_id"]}).unique("label")  # labels are ids: their names
+    named = pl.DataFrame({"group": group, "label": comp["label"]}).join(hex_ids, on="label", how="left",
+                                                                         maintain_order="left")
+    del comp
+    first_group = pl.col("group").min().over("label")
+    key = pl.when(first_group.is_not_null()).then(pl.format("group:{}", first_group)).otherwise("hex")
+    return named.select(key=key)["key"]
 
 
 def assign(keys: pl.Series, p: SplitParams) -> pl.Series:
@@ -151,6 +157,16 @@ def chunk_band_keys(job: tuple[int, int], p: LeakageParams) -> np.ndarray:
     return neardup.band_keys(texts, p.threshold, p.num_perm, p.shingle_words, p.seed)
 
 
+def pick(rows: np.ndarray) -> pl.LazyFrame:
+    """The curated records at positions `rows` (sorted), read SLICE_ROWS at a time: polars streams
+    this in bounded memory (one filter over the whole file does not)."""
+    n = pl.scan_parquet(IN).select(pl.len()).collect().item()
+    bounds = np.searchsorted(rows, np.arange(0, max(n, 1) + SLICE_ROWS, SLICE_ROWS))
+    return pl.concat([pl.scan_parquet(IN).slice(start, SLICE_ROWS).with_row_index("_r")
+                      .filter(pl.col("_r").is_in(pl.Series(rows[lo:hi] - start, dtype=pl.UInt32).implode())).drop("_r")
+                      for start, lo, hi in zip(range(0, max(n, 1), SLICE_ROWS), bounds, bounds[1:])])
+
+
 def main() -> None:
     params = load_params(Params)
     p = params.split
@@ -163,11 +179,8 @@ def main() -> None:
     with process_map(min(os.cpu_count() or 1, len(jobs))) as mapper:
         keys = np.concatenate(list(mapper(functools.partial(chunk_band_keys, p=p.leakage), jobs)))
 
-    def texts(rows: np.ndarray) -> list[str]:
-        return (pl.scan_parquet(IN).select("text").with_row_index("_r")
-                .filter(pl.col("_r").is_in(pl.Series(rows, dtype=pl.UInt32).implode())).collect()["text"].to_list())
-
-    leaks = leakage(meta["split"], meta["record_id"], keys, texts, p.leakage)
+    leaks = leakage(meta["split"], meta["record_id"], keys, lambda rows: pick(rows).select("text").collect()["text"].to_list(),
+                    p.leakage)
     del keys
     write_json(OUT / "leakage.json", leaks)
     if leaks["count"] > p.leakage.max_pairs:
@@ -177,10 +190,8 @@ def main() -> None:
                         f"{p.leakage.max_pairs}: {ids}; group them (data.sources[].group_field) or lower "
                         "curate.near_duplicates.threshold")
     for name in SPLITS:  # streamed from the curated file: the text is never all in memory
-        rows = pl.Series(np.flatnonzero((meta["split"] == name).to_numpy()), dtype=pl.UInt32)
         with atomic_path(OUT / f"{name}.parquet") as tmp:
-            (pl.scan_parquet(IN).with_row_index("_r").filter(pl.col("_r").is_in(rows.implode())).drop("_r")
-             .sink_parquet(tmp, compression="zstd", statistics=False))
+            pick(np.flatnonzero((meta["split"] == name).to_numpy())).sink_parquet(tmp, compression="zstd", statistics=False)
     stats = split_stats(meta)
     write_json(OUT / "stats.json", stats | {"leakage": leaks["count"]})
     print("split: " + ", ".join(f"{name} {s['rows']}" for name, s in stats.items()))

@@ -36,16 +36,20 @@ def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray
              .str.replace_many(SEPARATORS, [" "] * len(SEPARATORS)).str.split(" "))
     hashed = words.list.eval(pl.element().filter(pl.element() != "").hash(seed))
     lengths = hashed.list.len().to_numpy().astype(np.int64)
-    flat = hashed.explode().drop_nulls().to_numpy().astype(np.uint64)
-    if n > 1 and len(flat):  # n-grams in place of words, in order; a text with fewer words keeps its words
-        ends = np.repeat(np.cumsum(lengths), lengths)
-        padded = np.concatenate([flat, np.zeros(n - 1, np.uint64)])
-        grams = flat.copy()
+    flat = hashed.explode().drop_nulls().to_numpy()
+    if n > 1 and len(flat) >= n:  # n-grams in place of words, in order; a text with fewer words keeps its words
+        starts = len(flat) - n + 1
+        grams = flat[:starts].copy()
         for k in range(1, n):
-            grams = grams * MIX + padded[k:k + len(flat)]
-        short = np.repeat(lengths < n, lengths)
-        keep = short | (np.arange(len(flat)) + n <= ends)
-        flat = np.where(short, flat, grams)[keep]
+            grams = grams * MIX + flat[k:starts + k]
+        short = np.repeat(lengths < n, lengths)[:starts]
+        flat = flat.copy()
+        flat[:starts] = np.where(short, flat[:starts], grams)
+        keep = np.ones(len(flat), bool)  # drop the last n - 1 words of each text with n words or more
+        ends = np.cumsum(lengths)[lengths >= n]
+        for k in range(1, n):
+            keep[ends - k] = False
+        flat = flat[keep]
         lengths = np.where(lengths < n, lengths, lengths - (n - 1))
     empty = lengths == 0  # a text with no words at all: one constant token
     if empty.any():

@@ -1,3 +1,5 @@
+import random
+
 import polars as pl
 import pytest
 
@@ -93,3 +95,33 @@ def test_tokenize_unknown_label_fails_loudly():
 def test_missing_model_package_is_a_user_error():
     with pytest.raises(UserError, match="not installed"):
         load_tokenizer("pkg:no_such_package_xyz/model", 8)
+
+
+def test_split_keys_are_the_connected_components_of_groups_and_clusters():
+    """Against a plain union-find, on random data shaped like curate's: a cluster is named by its first
+    member's id, and that member is in it."""
+    rng = random.Random(7)
+    for _ in range(100):
+        n = rng.randint(1, 30)
+        ids = [f"{rng.getrandbits(64):016x}" for _ in range(n)]
+        reps = rng.sample(range(n), rng.randint(1, n))
+        cluster = [ids[i] if i in reps else ids[rng.choice(reps)] for i in range(n)]
+        group = [rng.choice([None, None, "a", "b", "c10", "c2"]) for _ in range(n)]
+        df = pl.DataFrame({"record_id": ids, "group": group, "cluster": cluster})
+        parent = list(range(n))
+
+        def root(i):
+            while parent[i] != i:
+                i = parent[i]
+            return i
+        for a in range(n):
+            for b in range(a):
+                if cluster[a] == cluster[b] or (group[a] is not None and group[a] == group[b]):
+                    parent[root(a)] = root(b)
+        keys = split_keys(df).to_list()
+        for a in range(n):
+            for b in range(n):
+                assert (keys[a] == keys[b]) == (root(a) == root(b))
+            members = [i for i in range(n) if root(i) == root(a)]
+            groups = sorted(g for g in (group[i] for i in members) if g is not None)
+            assert keys[a] == (f"group:{groups[0]}" if groups else min(ids[i] for i in members))
