@@ -15,11 +15,13 @@ memory stays bounded as raw data grows. A file no source claims is an error.
 from __future__ import annotations
 
 import codecs
-import os
+import contextlib
 import csv
+import gc
 import json
-import sys
+import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, repeat
@@ -100,15 +102,14 @@ def _duplicate_key(data: bytes, keys: tuple[str, ...], quoted: tuple[bytes, ...]
 
 
 def _maybe_duplicate(lines: list[bytes], quoted: tuple[bytes, ...]) -> list[bool]:
-    """_duplicate_key's first test on many lines at once: True where the line could hold a duplicate key."""
+    """_duplicate_key's first test for many lines at once: True where a line could hold a duplicate key
+    (overlapping matches count too, so a few more lines may be True, never fewer)."""
     try:
         text = pl.Series(lines, dtype=pl.Binary).cast(pl.String)
     except pl.exceptions.ComputeError:  # orjson read them, but polars finds a line not UTF-8: test them one by one
         return [True] * len(lines)
-    maybe = text.str.contains("\\u", literal=True)
-    for q in quoted:
-        maybe |= text.str.count_matches(q.decode(), literal=True) > 1
-    return maybe.to_list()
+    found = text.str.extract_many(list(dict.fromkeys(q.decode() for q in quoted)) + ["\\u"], overlapping=True)
+    return ((found.list.len() > found.list.n_unique()) | found.list.contains("\\u")).to_list()
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,11 @@ def fast_rows(lines: list[bytes | None], n: int, jf: JsonFields) -> tuple[list[t
             objs.append(None)
     found = [i for i, obj in enumerate(objs) if type(obj) is dict]
     dicts = [objs[i] for i in found]
-    columns = [list(map(dict.get, dicts, repeat(name))) for name in jf.fields.values()]
+    names = list(jf.fields.values())
+    columns = [list(map(dict.get, dicts, repeat(name))) if name else [None] * len(dicts) for name in names]
     keep = [not maybe for maybe in _maybe_duplicate([lines[i] for i in found], jf.quoted)]
-    for column in columns:
-        if not STRING_OR_NONE.issuperset(map(type, column)):
+    for name, column in zip(names, columns):
+        if name and not STRING_OR_NONE.issuperset(map(type, column)):
             keep = [k and type(value) in STRING_OR_NONE for k, value in zip(keep, column)]
     fast = list(compress(found, keep))
     rows = list(compress(zip([n + i for i in found], *columns), keep))
@@ -231,10 +233,11 @@ def iter_lines(path: Path, max_line_bytes: int, block_bytes: int = BLOCK_BYTES
             yield _tidy([head], [head_length], max_line_bytes, first)
 
 
-def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: int) -> Iterator[Parsed]:
+def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: int,
+               block_bytes: int = BLOCK_BYTES) -> Iterator[Parsed]:
     jf = JsonFields.of(src)
     lines, lengths, n, offset = [], [], 1, 0
-    for block_lines, block_lengths in iter_lines(path, max_line_bytes):
+    for block_lines, block_lengths in iter_lines(path, max_line_bytes, block_bytes):
         lines += block_lines
         lengths += block_lengths
         done = 0
@@ -358,6 +361,7 @@ def to_frames(parsed: Parsed, src: SourceParams, file: str) -> tuple[pl.DataFram
     lines, texts, labels, groups, *extra = (list(c) for c in zip(*parsed.rows)) if parsed.rows else ([], [], [], [])
     n = len(lines)
     if src.format == "text":
+        texts = pl.Series(texts, dtype=pl.String)
         ids = record_ids(texts)
     elif src.format == "preference":  # the pair as {"chosen": messages, "rejected": messages} (JSON in `text`)
         pairs = [chat.preference_pair(*row) for row in zip(texts, labels, *(extra or [[None] * n]))]
@@ -366,8 +370,8 @@ def to_frames(parsed: Parsed, src: SourceParams, file: str) -> tuple[pl.DataFram
         convs = [chat.conversation(src.format, *row) for row in zip(texts, labels, *(extra or [[None] * n]))]
         texts, labels, ids = [chat.dumps(c) for c in convs], [None] * n, [chat.conversation_id(c) for c in convs]
     records = pl.DataFrame({"record_id": ids, "text": texts, "label": labels, "group": groups,
-                            "source": [src.name] * n, "file": [file] * n, "line": lines,
-                            "license": [src.license] * n}, schema=RECORDS_SCHEMA)
+                            "source": pl.repeat(src.name, n, eager=True), "file": pl.repeat(file, n, eager=True),
+                            "line": lines, "license": pl.repeat(src.license, n, eager=True)}, schema=RECORDS_SCHEMA)
     quarantine = pl.DataFrame([(src.name, file, *unit) for unit in parsed.bad], schema=QUARANTINE_SCHEMA, orient="row")
     return records, quarantine
 
@@ -404,15 +408,28 @@ PARALLEL_BYTES = 64 << 20  # raw data above this is read by one process per core
 COUNTS = ("units", "records", "quarantined")
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Reading allocates rows by the million and no reference cycles: the cyclic GC would only rescan them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_counted(path: Path, src: SourceParams, p: IngestParams, sink) -> dict:
     """Read one file chunk by chunk; `sink(chunk index, records, quarantine)` takes each; returns its counts."""
     counts = dict.fromkeys(COUNTS, 0)
-    for k, parsed in enumerate(read_file(path, src, p)):
-        rec, bad = to_frames(parsed, src, path.as_posix())
-        sink(k, rec, bad)
-        counts["units"] += rec.height + bad.height
-        counts["records"] += rec.height
-        counts["quarantined"] += bad.height
+    with gc_paused():
+        for k, parsed in enumerate(read_file(path, src, p)):
+            rec, bad = to_frames(parsed, src, path.as_posix())
+            sink(k, rec, bad)
+            counts["units"] += rec.height + bad.height
+            counts["records"] += rec.height
+            counts["quarantined"] += bad.height
     return counts
 
 

@@ -34,7 +34,7 @@ def plain(text: pl.Expr) -> pl.Expr:
              | text.str.contains("  ", literal=True) | text.str.starts_with(" ") | text.str.ends_with(" "))
 
 
-def record_ids(texts: list[str | None]) -> list[str]:
+def record_ids(texts: list[str | None] | pl.Series) -> list[str]:
     """record_id of each text; plain texts are lower-cased by polars, the others normalized one by one."""
     text = pl.Series(texts, dtype=pl.String).fill_null("")
     other = ~plain(text)
