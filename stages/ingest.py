@@ -106,7 +106,7 @@ def _maybe_duplicate(lines: list[bytes], quoted: tuple[bytes, ...]) -> list[bool
     (overlapping matches count too, so a few more lines may be True, never fewer)."""
     try:
         text = pl.Series(lines, dtype=pl.Binary).cast(pl.String)
-    except pl.exceptions.ComputeError:  # orjson read them, but polars finds a line not UTF-8: test them one by one
+    except pl.exceptions.PolarsError:  # orjson read them, but polars finds one not UTF-8: parse_json_line tests each
         return [True] * len(lines)
     found = text.str.extract_many(list(dict.fromkeys(q.decode() for q in quoted)) + ["\\u"], overlapping=True)
     return ((found.list.len() > found.list.n_unique()) | found.list.contains("\\u")).to_list()
