@@ -15,13 +15,17 @@ memory stays bounded as raw data grows. A file no source claims is an error.
 from __future__ import annotations
 
 import codecs
-import os
+import contextlib
 import csv
+import gc
 import json
-import sys
+import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
+from itertools import accumulate, compress, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterator
 
@@ -83,7 +87,7 @@ def _duplicate_key(data: bytes, keys: tuple[str, ...], quoted: tuple[bytes, ...]
     """orjson keeps one of two equal keys silently; an ambiguous line is quarantined instead.
 
     Only lines that could hold a duplicate (a key name twice, or an escape) are re-parsed;
-    `quoted` holds the keys as JSON string bytes.
+    `quoted` holds the keys as JSON string bytes (_maybe_duplicate: the same test on many lines).
     """
     if b"\\u" not in data and all(data.count(q) < 2 for q in quoted):
         return None
@@ -97,6 +101,17 @@ def _duplicate_key(data: bytes, keys: tuple[str, ...], quoted: tuple[bytes, ...]
     return next((k for k in keys if objects and objects[-1].count(k) > 1), None)
 
 
+def _maybe_duplicate(lines: list[bytes], quoted: tuple[bytes, ...]) -> list[bool]:
+    """_duplicate_key's first test for many lines at once: True where a line could hold a duplicate key
+    (overlapping matches count too, so a few more lines may be True, never fewer)."""
+    try:
+        text = pl.Series(lines, dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.PolarsError:  # orjson read them, but polars finds one not UTF-8: parse_json_line tests each
+        return [True] * len(lines)
+    found = text.str.extract_many(list(dict.fromkeys(q.decode() for q in quoted)) + ["\\u"], overlapping=True)
+    return ((found.list.len() > found.list.n_unique()) | found.list.contains("\\u")).to_list()
+
+
 @dataclass(frozen=True)
 class JsonFields:
     """What parse_json_line needs of a source, worked out once per file."""
@@ -104,12 +119,14 @@ class JsonFields:
     fields: dict  # role (text, label, group) -> field name or None
     keys: tuple[str, ...]
     quoted: tuple[bytes, ...]
+    fast: bool  # fast_rows can read its lines (UTF-8, no messages lists)
 
     @classmethod
     def of(cls, src: SourceParams) -> "JsonFields":
         fields = chat.source_fields(src)
         keys = tuple(k for k in fields.values() if k)
-        return cls(codecs.lookup(src.encoding).name == "utf-8", fields, keys, tuple(orjson.dumps(k) for k in keys))
+        utf8 = codecs.lookup(src.encoding).name == "utf-8"
+        return cls(utf8, fields, keys, tuple(orjson.dumps(k) for k in keys), utf8 and src.format != "messages")
 
 
 def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: Parsed, jf: JsonFields) -> None:
@@ -141,40 +158,95 @@ def parse_json_line(n: int, offset: int, raw: bytes, src: SourceParams, parsed: 
     parsed.rows.append((n, *values))
 
 
-def iter_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, int, bytes | None, int]]:
-    """(line number, byte offset, bytes or None if over the limit, length) for each line, streaming."""
-    with open(path, "rb") as f:
-        n, offset = 0, 0
-        while True:
-            raw = f.readline(max_line_bytes + 1)
-            if not raw:
-                return
-            n += 1
-            length = len(raw)
-            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-                while raw and not raw.endswith(b"\n"):  # skip the rest of the overlong line
-                    raw = f.readline(1 << 20)
-                    length += len(raw)
-                yield n, offset, None, length
-            else:
-                line = raw.removesuffix(b"\n").removesuffix(b"\r")
-                if n == 1:
-                    line = line.removeprefix(b"\xef\xbb\xbf")
-                yield n, offset, line, length
-            offset += length
+STRING_OR_NONE = {str, type(None)}
 
 
-def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: int) -> Iterator[Parsed]:
-    parsed, jf = Parsed(), JsonFields.of(src)
-    for n, offset, raw, length in iter_lines(path, max_line_bytes):
-        if raw is None:
-            parsed.bad.append((n, offset, f"line is {length} bytes, over ingest.max_line_bytes={max_line_bytes}", ""))
+def fast_rows(lines: list[bytes | None], n: int, jf: JsonFields) -> tuple[list[tuple], list[int]]:
+    """The rows of lines that are JSON objects with string (or absent) fields and no possible duplicate key,
+    worked out column by column; and the indices of the other lines, for parse_json_line."""
+    objs = []
+    for raw in lines:
+        try:
+            objs.append(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            objs.append(None)
+    found = [i for i, obj in enumerate(objs) if type(obj) is dict]
+    dicts = [objs[i] for i in found]
+    names = list(jf.fields.values())
+    columns = [list(map(dict.get, dicts, repeat(name))) if name else [None] * len(dicts) for name in names]
+    keep = [not maybe for maybe in _maybe_duplicate([lines[i] for i in found], jf.quoted)]
+    for name, column in zip(names, columns):
+        if name and not STRING_OR_NONE.issuperset(map(type, column)):
+            keep = [k and type(value) in STRING_OR_NONE for k, value in zip(keep, column)]
+    fast = list(compress(found, keep))
+    rows = list(compress(zip([n + i for i in found], *columns), keep))
+    return rows, sorted(set(range(len(lines))).difference(fast))
+
+
+def parse_lines(lines: list[bytes | None], lengths: list[int], n: int, offset: int, src: SourceParams,
+                jf: JsonFields, max_line_bytes: int) -> Parsed:
+    """Lines n, n+1, ... (from byte `offset`; None: over max_line_bytes) into rows and quarantined units,
+    in line order: fast_rows reads most lines, parse_json_line the rest one by one."""
+    rows, slow = fast_rows(lines, n, jf) if jf.fast else ([], range(len(lines)))
+    parsed, starts = Parsed(), list(accumulate(lengths, initial=offset))
+    for i in slow:
+        if lines[i] is None:
+            parsed.bad.append((n + i, starts[i], f"line is {lengths[i]} bytes, over ingest.max_line_bytes={max_line_bytes}", ""))
         else:
-            parse_json_line(n, offset, raw, src, parsed, jf)
-        if len(parsed.rows) + len(parsed.bad) >= chunk_rows:
-            yield parsed
-            parsed = Parsed()
-    yield parsed
+            parse_json_line(n + i, starts[i], lines[i], src, parsed, jf)
+    parsed.rows = sorted(rows + parsed.rows, key=itemgetter(0)) if parsed.rows else rows
+    return parsed
+
+
+BLOCK_BYTES = 1 << 24  # JSONL files are read in blocks of this many bytes
+
+
+def _tidy(lines: list[bytes], lengths: list[int], limit: int, first: bool) -> tuple[list[bytes | None], list[int]]:
+    """Lines without CR (and line 1 without a UTF-8 BOM); None for a line whose length is over `limit`."""
+    if first:
+        lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")
+    lines = [line.removesuffix(b"\r") for line in lines]
+    if max(lengths) > limit:
+        lines = [None if length > limit else line for line, length in zip(lines, lengths)]
+    return lines, lengths
+
+
+def iter_lines(path: Path, max_line_bytes: int, block_bytes: int = BLOCK_BYTES
+               ) -> Iterator[tuple[list[bytes | None], list[int]]]:
+    """The file's lines a block at a time: each line without its end (LF or CRLF), or None when it is
+    over max_line_bytes, and its length in bytes with the end. A line may span blocks: the unfinished
+    one is carried over (at most max_line_bytes + 1 of its bytes: enough to tell it is too long)."""
+    with open(path, "rb") as f:
+        head, head_length, first = b"", 0, True
+        while block := f.read(block_bytes):
+            lines = block.split(b"\n")
+            tail = lines.pop()
+            if not lines:  # no line ends in this block
+                head, head_length = (head + tail)[:max_line_bytes + 1], head_length + len(tail)
+                continue
+            lengths = [len(line) + 1 for line in lines]
+            lengths[0] += head_length
+            lines[0] = head + lines[0]
+            yield _tidy(lines, lengths, max_line_bytes + 1, first)
+            head, head_length, first = tail[:max_line_bytes + 1], len(tail), False
+        if head_length:  # the last line has no end
+            yield _tidy([head], [head_length], max_line_bytes, first)
+
+
+def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: int,
+               block_bytes: int = BLOCK_BYTES) -> Iterator[Parsed]:
+    jf = JsonFields.of(src)
+    lines, lengths, n, offset = [], [], 1, 0
+    for block_lines, block_lengths in iter_lines(path, max_line_bytes, block_bytes):
+        lines += block_lines
+        lengths += block_lengths
+        done = 0
+        while len(lines) - done >= chunk_rows:
+            yield parse_lines(lines[done:done + chunk_rows], lengths[done:done + chunk_rows], n, offset, src, jf,
+                              max_line_bytes)
+            n, offset, done = n + chunk_rows, offset + sum(lengths[done:done + chunk_rows]), done + chunk_rows
+        del lines[:done], lengths[:done]
+    yield parse_lines(lines, lengths, n, offset, src, jf, max_line_bytes)
 
 
 def _shown(cell: str) -> str:
@@ -289,6 +361,7 @@ def to_frames(parsed: Parsed, src: SourceParams, file: str) -> tuple[pl.DataFram
     lines, texts, labels, groups, *extra = (list(c) for c in zip(*parsed.rows)) if parsed.rows else ([], [], [], [])
     n = len(lines)
     if src.format == "text":
+        texts = pl.Series(texts, dtype=pl.String)
         ids = record_ids(texts)
     elif src.format == "preference":  # the pair as {"chosen": messages, "rejected": messages} (JSON in `text`)
         pairs = [chat.preference_pair(*row) for row in zip(texts, labels, *(extra or [[None] * n]))]
@@ -297,8 +370,8 @@ def to_frames(parsed: Parsed, src: SourceParams, file: str) -> tuple[pl.DataFram
         convs = [chat.conversation(src.format, *row) for row in zip(texts, labels, *(extra or [[None] * n]))]
         texts, labels, ids = [chat.dumps(c) for c in convs], [None] * n, [chat.conversation_id(c) for c in convs]
     records = pl.DataFrame({"record_id": ids, "text": texts, "label": labels, "group": groups,
-                            "source": [src.name] * n, "file": [file] * n, "line": lines,
-                            "license": [src.license] * n}, schema=RECORDS_SCHEMA)
+                            "source": pl.repeat(src.name, n, eager=True), "file": pl.repeat(file, n, eager=True),
+                            "line": lines, "license": pl.repeat(src.license, n, eager=True)}, schema=RECORDS_SCHEMA)
     quarantine = pl.DataFrame([(src.name, file, *unit) for unit in parsed.bad], schema=QUARANTINE_SCHEMA, orient="row")
     return records, quarantine
 
@@ -335,15 +408,28 @@ PARALLEL_BYTES = 64 << 20  # raw data above this is read by one process per core
 COUNTS = ("units", "records", "quarantined")
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Reading allocates rows by the million and no reference cycles: the cyclic GC would only rescan them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_counted(path: Path, src: SourceParams, p: IngestParams, sink) -> dict:
     """Read one file chunk by chunk; `sink(chunk index, records, quarantine)` takes each; returns its counts."""
     counts = dict.fromkeys(COUNTS, 0)
-    for k, parsed in enumerate(read_file(path, src, p)):
-        rec, bad = to_frames(parsed, src, path.as_posix())
-        sink(k, rec, bad)
-        counts["units"] += rec.height + bad.height
-        counts["records"] += rec.height
-        counts["quarantined"] += bad.height
+    with gc_paused():
+        for k, parsed in enumerate(read_file(path, src, p)):
+            rec, bad = to_frames(parsed, src, path.as_posix())
+            sink(k, rec, bad)
+            counts["units"] += rec.height + bad.height
+            counts["records"] += rec.height
+            counts["quarantined"] += bad.height
     return counts
 
 
@@ -376,9 +462,10 @@ def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) ->
     index, path, src, p, parts = job
 
     def write(k: int, rec: pl.DataFrame, bad: pl.DataFrame) -> None:
-        # scratch parts: fast to write and read back; the outputs are compressed once, at the end
-        rec.write_parquet(parts / f"records-{index:06d}-{k:09d}.parquet", compression="lz4", statistics=False)
-        bad.write_parquet(parts / f"quarantine-{index:06d}-{k:09d}.parquet", compression="lz4", statistics=False)
+        # scratch parts, uncompressed Arrow IPC: cheapest to write and read back; the outputs are compressed
+        # once, at the end (their row groups follow the parts' row counts, not their format)
+        rec.write_ipc(parts / f"records-{index:06d}-{k:09d}.arrow", compression="uncompressed")
+        bad.write_ipc(parts / f"quarantine-{index:06d}-{k:09d}.arrow", compression="uncompressed")
 
     return src.name, read_counted(path, src, p, write)
 
@@ -394,12 +481,11 @@ def main() -> None:
         with process_map(min(os.cpu_count() or 1, len(jobs)) if size > PARALLEL_BYTES else 1) as mapper:
             per_file = list(mapper(write_file_parts, jobs))
         stats = summarize(params, per_file)
-        pl.DataFrame(schema=RECORDS_SCHEMA).write_parquet(parts / "records-empty.parquet")
-        pl.DataFrame(schema=QUARANTINE_SCHEMA).write_parquet(parts / "quarantine-empty.parquet")
+        pl.DataFrame(schema=RECORDS_SCHEMA).write_ipc(parts / "records-empty.arrow")
+        pl.DataFrame(schema=QUARANTINE_SCHEMA).write_ipc(parts / "quarantine-empty.arrow")
         for name in ("records", "quarantine"):
             with atomic_path(OUT / f"{name}.parquet") as tmp:
-                pl.scan_parquet(sorted(parts.glob(f"{name}-*.parquet"))).sink_parquet(tmp, compression="zstd",
-                                                                                     statistics=False)
+                pl.scan_ipc(sorted(parts.glob(f"{name}-*.arrow"))).sink_parquet(tmp, compression="zstd", statistics=False)
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     write_json(OUT / "stats.json", stats)

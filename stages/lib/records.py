@@ -34,12 +34,15 @@ def plain(text: pl.Expr) -> pl.Expr:
              | text.str.contains("  ", literal=True) | text.str.starts_with(" ") | text.str.ends_with(" "))
 
 
-def record_ids(texts: list[str | None]) -> list[str]:
+def record_ids(texts: list[str | None] | pl.Series) -> list[str]:
     """record_id of each text; plain texts are lower-cased by polars, the others normalized one by one."""
-    frame = pl.DataFrame({"text": texts}, schema={"text": pl.String}).with_columns(pl.col("text").fill_null(""))
-    lowered = frame.select(pl.when(plain(pl.col("text"))).then(pl.col("text").str.to_lowercase()))["text"].to_list()
-    return [hashlib.blake2b((low if low is not None else normalize(t or "")).encode("utf-8"), digest_size=8).hexdigest()
-            for low, t in zip(lowered, texts)]
+    text = pl.Series(texts, dtype=pl.String).fill_null("")
+    other = ~plain(text)
+    data = text.str.to_lowercase().cast(pl.Binary).to_list()
+    for i, t in zip(other.arg_true().to_list(), text.filter(other).to_list()):
+        data[i] = normalize(t).encode("utf-8")
+    digests = [hashlib.blake2b(d, digest_size=8).digest() for d in data]
+    return pl.Series(digests, dtype=pl.Binary).bin.encode("hex").to_list()
 
 
 def unit_hash(salt: str, key: str) -> float:

@@ -124,3 +124,63 @@ def test_ingest_counts_every_unit(tmp_path):
     assert records.height == 2 and quarantine.height == 2
     assert "is a directory" in quarantine.filter(pl.col("file").str.ends_with("dir.jsonl"))["error"][0]
     assert stats["sources"]["s"] == {"files": 2, "units": 4, "records": 2, "quarantined": 2}
+
+
+@pytest.mark.parametrize("data, block_bytes, max_bytes, expected", [
+    # a line spanning two blocks (and three), then one that ends a block exactly
+    (b'{"a": 1}\n{"b": 22}\n', 4, 80, [(b'{"a": 1}', 9), (b'{"b": 22}', 10)]),
+    (b'{"a": 1}\n{"b": 22}\n', 9, 80, [(b'{"a": 1}', 9), (b'{"b": 22}', 10)]),
+    # a line over the limit across blocks: skipped with its full length, the next line read
+    (b"x" * 25 + b"\nok\n", 4, 10, [(None, 26), (b"ok", 3)]),
+    (b"ok\n" + b"x" * 11 + b"\n", 3, 10, [(b"ok", 3), (None, 12)]),
+    (b"x" * 10 + b"\n", 3, 10, [(b"x" * 10, 11)]),  # exactly at the limit
+    # CRLF split across a block boundary: the CR still goes
+    (b"ab\r\ncd\r\n", 3, 80, [(b"ab", 4), (b"cd", 4)]),
+    (b"abc\r\n", 4, 80, [(b"abc", 5)]),
+    # the last line without a newline, within a block, spanning blocks, over the limit, with a CR
+    (b"ab\ncd", 80, 80, [(b"ab", 3), (b"cd", 2)]),
+    (b"ab\ncdefg", 4, 80, [(b"ab", 3), (b"cdefg", 5)]),
+    (b"ab\n" + b"x" * 11, 4, 10, [(b"ab", 3), (None, 11)]),
+    (b"ab\r", 2, 80, [(b"ab", 3)]),
+    # a BOM on line 1 only, even when line 1 spans blocks; blank lines stay lines
+    (b"\xef\xbb\xbfab\n\xef\xbb\xbfcd\n", 2, 80, [(b"ab", 6), (b"\xef\xbb\xbfcd", 6)]),
+    (b"\n\r\n\n", 1, 80, [(b"", 1), (b"", 2), (b"", 1)]),
+    (b"", 4, 80, []),
+])
+def test_iter_lines_at_block_boundaries(tmp_path, data, block_bytes, max_bytes, expected):
+    from stages.ingest import iter_lines
+
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(data)
+    got = [(line, length) for lines, lengths in iter_lines(path, max_bytes, block_bytes)
+           for line, length in zip(lines, lengths)]
+    assert got == expected
+
+
+def test_jsonl_in_small_blocks_and_chunks_reads_the_same(tmp_path):
+    """Offsets and line numbers of quarantined units stay right when lines span blocks and chunks."""
+    from stages.ingest import read_jsonl
+
+    data = (b'{"text": "a", "label": "x"}\r\n{broken\n' + b'{"text": "' + b"y" * 100 + b'"}\n'
+            b'\n{"text": "b", "text": "c"}\n{"text": "d", "label": "z"}')
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(data)
+    [whole] = read_jsonl(path, src(), 80, 1000)
+    rows, bad = whole.rows, whole.bad
+    assert [r[0] for r in rows] == [1, 6] and [b[0] for b in bad] == [2, 3, 4, 5]
+    assert [b[1] for b in bad] == [data.index(b"{broken"), data.index(b'{"text": "yy'), data.index(b"\n\n") + 1,
+                                   data.index(b'{"text": "b"')]
+    for block_bytes in (1, 2, 7, 64):
+        for chunk_rows in (1, 2, 4):
+            again = list(read_jsonl(path, src(), 80, chunk_rows, block_bytes))
+            assert [r for p in again for r in p.rows] == rows
+            assert [b for p in again for b in p.bad] == bad
+
+
+def test_maybe_duplicate_on_lines_polars_cannot_decode_says_maybe():
+    from stages.ingest import _maybe_duplicate
+
+    assert _maybe_duplicate([b'{"text": "a"}', b'{"text": "a", "text": "b"}', b'{"te\\u0078t": 1}'],
+                            (b'"text"',)) == [False, True, True]
+    assert _maybe_duplicate([b'{"text": "a"}', b'{"text": "\xff"}'], (b'"text"',)) == [True, True]
+    assert _maybe_duplicate([], (b'"text"',)) == []

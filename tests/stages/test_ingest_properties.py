@@ -8,6 +8,7 @@ Params are those of the malformed-input corpus (the values of conf/config.yaml).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -185,3 +186,64 @@ def test_curate_output_does_not_depend_on_row_order(rows, split_at, seed):
     assert curated.equals(curated2)
     assert rejected.equals(rejected2)
     assert cstats == cstats2
+
+
+# ---- the JSONL reader's blocks and fast path against the line-by-line reading ---------------------------------
+
+def lines_by_readline(path: Path, max_line_bytes: int) -> list[tuple[bytes | None, int]]:
+    """The reference: one readline at a time (ingest before it read blocks): (line or None, length)."""
+    out = []
+    with open(path, "rb") as f:
+        while raw := f.readline(max_line_bytes + 1):
+            length = len(raw)
+            if length > max_line_bytes and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(1 << 20)
+                    length += len(raw)
+                out.append((None, length))
+            else:
+                line = raw.removesuffix(b"\n").removesuffix(b"\r")
+                out.append((line.removeprefix(b"\xef\xbb\xbf") if not out else line, length))
+    return out
+
+
+line_bytes = st.lists(st.one_of(st.sampled_from([b"\n", b"\r\n", b"\r", b"\xef\xbb\xbf", b"ab", b"x" * 9]),
+                                st.binary(max_size=12)), max_size=30).map(b"".join)
+
+
+@FAST
+@given(content=line_bytes, block_bytes=st.integers(1, 40), max_line_bytes=st.integers(1, 20))
+def test_iter_lines_in_blocks_equals_readline(content, block_bytes, max_line_bytes):
+    from stages.ingest import iter_lines
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "f.jsonl"
+        path.write_bytes(content)
+        got = [pair for lines, lengths in iter_lines(path, max_line_bytes, block_bytes) for pair in zip(lines, lengths)]
+        assert got == lines_by_readline(path, max_line_bytes)
+
+
+keys = st.sampled_from(['"text"', '"label"', '"g"', '"input"', '"rejected"', '"te\\u0078t"', '"other"'])
+values = st.one_of(st.sampled_from(['"a"', '"b c"', "null", "7", "2.5", "true", "[]", '{"text": "x"}', '"text"',
+                                    '[{"role": "user", "content": "hi"}]', '[{"role": 1}]', '"\\u00e9t\\u00e9"']),
+                   st.text(max_size=8).map(lambda t: orjson.dumps(t).decode()))
+objects = st.lists(st.tuples(keys, values), max_size=5).map(lambda kv: "{" + ", ".join(f"{k}: {v}" for k, v in kv) + "}")
+json_lines = st.lists(st.one_of(objects.map(str.encode), st.none(),
+                                st.sampled_from([b"", b"  ", b"[1]", b"null", b"{broken", b'{"text": "a"} x', b'{"text": "\xff"}']),
+                                st.binary(max_size=10).map(lambda b: b.replace(b"\n", b""))), max_size=12)
+sources = st.sampled_from([src("a", "jsonl"), src("a", "jsonl", group_field="g"),
+                           src("a", "jsonl", format="prompt_completion"), src("a", "jsonl", format="instruction"),
+                           src("a", "jsonl", format="preference", rejected_field="rejected")])
+
+
+@FAST
+@given(lines=json_lines, source=sources)
+def test_fast_path_reads_lines_as_parse_json_line_does(lines, source):
+    """Rows and quarantined units (reasons, offsets) are the same with the fast path as with parse_json_line alone."""
+    from stages.ingest import JsonFields, parse_lines
+
+    lengths = [len(line) + 1 if line is not None else 99 for line in lines]
+    jf = JsonFields.of(source)
+    assert jf.fast
+    fast = parse_lines(lines, lengths, 5, 100, source, jf, 64)
+    assert fast == parse_lines(lines, lengths, 5, 100, source, dataclasses.replace(jf, fast=False), 64)
