@@ -16,14 +16,12 @@ No padding here (batches are padded to their own longest row in train); texts
 longer than tokenize.max_length tokens are truncated and counted. sft renders
 each conversation with the chat template (stages/lib/chat.py) and applies
 task.chat.truncation: drop the example, or cut the start of its prompt (left).
-Each split is read and tokenized `tokenize.chunk_rows` rows at a time (one worker
-process per core when there are several chunks), so memory does not grow with the data.
+Each split is read and tokenized `tokenize.chunk_rows` rows at a time, so memory
+does not grow with the data.
 """
 from __future__ import annotations
 
-import functools
 import itertools
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -38,7 +36,6 @@ from stages.lib.files import atomic_path, write_json
 from stages.lib.model import resolve_model_path
 from stages.lib import chat
 from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
-from stages.lib.pool import process_map
 
 IN = Path("data/split")
 OUT = Path("data/tokenize")
@@ -178,53 +175,33 @@ def combine(parts: list[dict], lengths: list[pl.Series]) -> dict:
     return length_stats(pl.concat(lengths)) | counts | {"rows": sum(st["rows"] for st in parts)}
 
 
-_LOADED: dict = {}  # per process: the tokenizer (and chat template) for the params in use
-
-
-def loaded(p: Params):
-    """The tokenizer (sft, preference: and chat template) of these params, loaded once per process."""
-    key = repr((p.model, p.tokenize, p.task))
-    if key not in _LOADED:
-        _LOADED.clear()
-        _LOADED[key] = (load_chat_tokenizer(p) if p.task.name in ("sft", "preference")
-                        else (load_tokenizer(p.model.path, p.tokenize.max_length), None))
-    return _LOADED[key]
-
-
-def encode_part(job: tuple[str, int], p: Params, scratch: Path) -> tuple[dict, pl.Series]:
-    """Chunk k of a split (its rows k * chunk_rows onwards) tokenized into scratch/<split>-<k>.parquet;
-    returns its stats and row lengths. Runs in worker processes when there are several chunks."""
-    name, k = job
-    n = p.tokenize.chunk_rows
-    df = pl.scan_parquet(IN / f"{name}.parquet").slice(k * n, n).collect()
-    tok, template = loaded(p)
-    if p.task.name == "sft":
-        out, st = tokenize_chat(df, tok, template, p.tokenize.max_length, p.task.chat.truncation)
-    elif p.task.name == "preference":
-        out, st = tokenize_preference(df, tok, template, p.tokenize.max_length, p.task.chat.truncation)
-    else:
-        out, st = tokenize(df, tok, p.data.labels, n)
-    out.write_parquet(scratch / f"{name}-{k:09d}.parquet", compression="lz4", statistics=False)
-    return st, row_lengths(out)
-
-
 def main() -> None:
     params = load_params(Params)
-    loaded(params)  # a config error shows here, once
+    task = params.task.name
+    if task in ("sft", "preference"):
+        tok, template = load_chat_tokenizer(params)
+        core = tokenize_chat if task == "sft" else tokenize_preference
+    else:
+        tok = load_tokenizer(params.model.path, params.tokenize.max_length)
     n, stats = params.tokenize.chunk_rows, {}
-    chunks = {name: max(1, -(-pl.scan_parquet(IN / f"{name}.parquet").select(pl.len()).collect().item() // n))
-              for name in SPLITS}
     OUT.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
-    try:  # a chunk at a time, one process per core: memory does not grow with the data
-        with process_map(min(os.cpu_count() or 1, max(chunks.values()))) as mapper:
-            for name in SPLITS:
-                done = list(mapper(functools.partial(encode_part, p=params, scratch=scratch),
-                                   [(name, k) for k in range(chunks[name])]))
-                with atomic_path(OUT / f"{name}.parquet") as tmp:
-                    pl.scan_parquet([scratch / f"{name}-{k:09d}.parquet" for k in range(chunks[name])]).sink_parquet(
-                        tmp, compression="zstd", statistics=False)
-                stats[name] = combine([st for st, _ in done], [lengths for _, lengths in done])
+    try:
+        for name in SPLITS:  # a chunk at a time: memory does not grow with the split
+            source = pl.scan_parquet(IN / f"{name}.parquet")
+            parts, chunk_stats, lengths = [], [], []
+            for k, start in enumerate(range(0, max(source.select(pl.len()).collect().item(), 1), n)):
+                df = source.slice(start, n).collect()
+                if task in ("sft", "preference"):
+                    out, st = core(df, tok, template, params.tokenize.max_length, params.task.chat.truncation)
+                else:
+                    out, st = tokenize(df, tok, params.data.labels, n)
+                parts.append(scratch / f"{name}-{k:09d}.parquet")
+                out.write_parquet(parts[-1], compression="lz4", statistics=False)
+                chunk_stats.append(st), lengths.append(row_lengths(out))  # noqa: E401
+            with atomic_path(OUT / f"{name}.parquet") as tmp:
+                pl.scan_parquet(parts).sink_parquet(tmp, compression="zstd", statistics=False)
+            stats[name] = combine(chunk_stats, lengths)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "stats.json", stats)

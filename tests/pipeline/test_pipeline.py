@@ -191,15 +191,15 @@ def test_user_errors_are_one_line(repo_copy):
     assert proc.returncode == 2 and "data/raw" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_tokenize_in_chunks_on_worker_processes_gives_the_same_outputs(repo_copy):
-    """Small chunks: the tokenize stage runs them on a process pool; outputs and stats are unchanged."""
+def test_tokenize_in_small_chunks_gives_the_same_outputs(repo_copy):
+    """tokenize.chunk_rows bounds memory only: outputs and stats are the same in small chunks."""
     before = {name: pl.read_parquet(repo_copy / f"data/tokenize/{name}.parquet") for name in SPLITS}
     stats = json.loads((repo_copy / "data/tokenize/stats.json").read_text())
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     params["tokenize"]["chunk_rows"] = 3
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo_copy, sys.executable, "-m", "stages.tokenize")
-    assert before["train"].height > 2 * 3  # several chunks, so several processes
+    assert before["train"].height > 2 * 3  # several chunks
     for name, frame in before.items():
         assert pl.read_parquet(repo_copy / f"data/tokenize/{name}.parquet").equals(frame)
     assert json.loads((repo_copy / "data/tokenize/stats.json").read_text()) == stats
