@@ -642,19 +642,16 @@ class Parts:
 
     def put_keys(self, k: int, keys: np.ndarray) -> None:
         """Chunk k's band keys (rows x bands), kept band by band so that `band` reads one band."""
-        keys = np.ascontiguousarray(keys.T)
         if self.scratch is None:
             self.memory[f"keys-{k:06d}"] = keys
         else:
-            np.save(self.scratch / f"keys-{k:06d}.npy", keys)
+            neardup.save_bands(self.scratch / f"keys-{k:06d}.npy", keys)
 
     def band(self, b: int) -> np.ndarray:
         """Band b's keys of every chunk, in order."""
-        def one(k: int) -> np.ndarray:
-            name = f"keys-{k:06d}"
-            return self.memory[name] if self.scratch is None else np.load(self.scratch / f"{name}.npy", mmap_mode="r")
-        return np.concatenate([one(k)[b] for k in range(self.count())])
-
+        if self.scratch is None:
+            return np.concatenate([self.memory[f"keys-{k:06d}"][:, b] for k in range(self.count())])
+        return neardup.load_band([self.scratch / f"keys-{k:06d}.npy" for k in range(self.count())], b)
 
 DECISIONS = {"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}
 ORDER = f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`"

@@ -11,16 +11,18 @@ one split. A record alone keeps its own id as key, so adding records never moves
 existing ones. The leakage check compares validation and test against train with
 MinHash; more than `split.leakage.max_pairs` pairs fail the stage with the ids.
 
-Memory stays bounded as the data grows: the stage holds ids and 8 bytes per LSH band
-per record (computed a chunk at a time in worker processes), reads the texts of
-records that share a band key across splits, and streams each split from the
-curated file.
+Memory stays bounded as the data grows: the stage holds ids and, one LSH band at a
+time, 8 bytes per record (the band keys are computed a chunk at a time in worker
+processes and kept on scratch); it reads the texts of records that share a band key
+across splits, and streams each split from the curated file.
 """
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,17 +116,18 @@ def split_stats(meta: pl.DataFrame) -> dict:
     return out
 
 
-def leakage(split_of: pl.Series, ids: pl.Series, keys: np.ndarray, texts: Callable[[np.ndarray], list[str]],
-            p: LeakageParams) -> dict:
+def leakage(split_of: pl.Series, ids: pl.Series, band_columns: Iterable[np.ndarray],
+            texts: Callable[[np.ndarray], list[str]], p: LeakageParams) -> dict:
     """Validation/test records whose text has a near-duplicate in train.
 
-    `keys` are the rows' LSH band keys (neardup.band_keys); only rows that share a band key with a
-    row on the other side (train vs validation/test) are read (`texts(rows)`) and compared.
+    `band_columns` yields the rows' LSH band keys (neardup.band_keys) a band at a time; only rows that
+    share a band key with a row on the other side (train vs validation/test) are read (`texts(rows)`)
+    and compared.
     """
     train = (split_of == "train").to_numpy()
     flagged = np.zeros(len(train), bool)
-    for b in range(keys.shape[1]):
-        band = pl.DataFrame({"key": keys[:, b], "train": train})
+    for column in band_columns:
+        band = pl.DataFrame({"key": column, "train": train})
         both = band.group_by("key").agg(pl.col("train").any() & ~pl.col("train").all()).filter("train")["key"]
         flagged |= band["key"].is_in(both.implode()).to_numpy()
     corpus_rows = np.flatnonzero(flagged & train)
@@ -143,18 +146,18 @@ def split(curated: pl.DataFrame, p: SplitParams) -> tuple[dict[str, pl.DataFrame
     tagged = curated.with_columns(split=assign(split_keys(curated), p))
     texts = curated["text"]
     lp = p.leakage
-    leaks = leakage(tagged["split"], curated["record_id"],
-                    neardup.band_keys(texts.to_list(), lp.threshold, lp.num_perm, lp.shingle_words, lp.seed),
-                    lambda rows: texts.gather(rows).to_list(), p.leakage)
+    keys = neardup.band_keys(texts.to_list(), lp.threshold, lp.num_perm, lp.shingle_words, lp.seed)
+    leaks = leakage(tagged["split"], curated["record_id"], keys.T, lambda rows: texts.gather(rows).to_list(), p.leakage)
     parts = {name: tagged.filter(pl.col("split") == name).drop("split") for name in SPLITS}
     return parts, split_stats(tagged), leaks
 
 
-def chunk_band_keys(job: tuple[int, int], p: LeakageParams) -> np.ndarray:
-    """band_keys of rows [start, start + n) of the curated records (runs in worker processes)."""
-    start, n = job
+def chunk_band_keys(job: tuple[int, int, Path], p: LeakageParams) -> None:
+    """band_keys of rows [start, start + n) of the curated records saved band by band to `path`
+    (runs in worker processes)."""
+    start, n, path = job
     texts = pl.scan_parquet(IN).select("text").slice(start, n).collect()["text"].to_list()
-    return neardup.band_keys(texts, p.threshold, p.num_perm, p.shingle_words, p.seed)
+    neardup.save_bands(path, neardup.band_keys(texts, p.threshold, p.num_perm, p.shingle_words, p.seed))
 
 
 def pick(rows: np.ndarray) -> pl.LazyFrame:
@@ -175,13 +178,19 @@ def main() -> None:
     meta = (pl.scan_parquet(IN).select("record_id", pl.col("label", "source").cast(pl.Categorical)).collect()
             .with_columns(split=split_of.cast(pl.Categorical)))
     del ids, split_of
-    jobs = [(start, CHUNK_ROWS) for start in range(0, max(meta.height, 1), CHUNK_ROWS)]  # at least one: keys' shape
-    with process_map(min(os.cpu_count() or 1, len(jobs))) as mapper:
-        keys = np.concatenate(list(mapper(functools.partial(chunk_band_keys, p=p.leakage), jobs)))
-
-    leaks = leakage(meta["split"], meta["record_id"], keys, lambda rows: pick(rows).select("text").collect()["text"].to_list(),
-                    p.leakage)
-    del keys
+    OUT.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
+    try:  # the band keys on scratch: one band of them in memory at a time
+        jobs = [(start, CHUNK_ROWS, scratch / f"keys-{start // CHUNK_ROWS:06d}.npy")
+                for start in range(0, max(meta.height, 1), CHUNK_ROWS)]  # at least one: the bands' shape
+        with process_map(min(os.cpu_count() or 1, len(jobs))) as mapper:
+            list(mapper(functools.partial(chunk_band_keys, p=p.leakage), jobs))
+        bands = (neardup.load_band([path for _, _, path in jobs], b)
+                 for b in range(neardup.bands_for(p.leakage.threshold, p.leakage.num_perm)))
+        leaks = leakage(meta["split"], meta["record_id"], bands,
+                        lambda rows: pick(rows).select("text").collect()["text"].to_list(), p.leakage)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "leakage.json", leaks)
     if leaks["count"] > p.leakage.max_pairs:
         ids = ", ".join(f"{x['record_id']}~{x['train_record_id']}" for x in leaks["pairs"][:10])

@@ -13,6 +13,7 @@ import array
 import itertools
 import string
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -117,6 +118,16 @@ def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_
     for k in range(sig.shape[2]):
         keys = keys * MIX + sig[:, :, k]
     return keys
+
+
+def save_bands(path: Path, keys: np.ndarray) -> None:
+    """band_keys (texts x bands) saved band by band, so that load_band reads one band."""
+    np.save(path, np.ascontiguousarray(keys.T))
+
+
+def load_band(paths: list[Path], b: int) -> np.ndarray:
+    """Band b's keys from files written by save_bands, concatenated in order."""
+    return np.concatenate([np.load(path, mmap_mode="r")[b] for path in paths])
 
 
 def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[str | None]],
