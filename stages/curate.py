@@ -21,9 +21,7 @@ import functools
 import os
 import json
 import re
-import shutil
 import string
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +34,10 @@ from pandera.api.polars.types import PolarsData
 
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, read_json, write_json
+from stages.lib.files import atomic_path, read_json, scratch_dir, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
 from stages.lib.pool import process_map
-from stages.lib.records import not_ascii, plain
+from stages.lib.records import id_numbers, not_ascii, plain
 
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")
@@ -548,8 +546,9 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     rep, sim = neardup.clusters(band_columns(), lambda at: parts.rows(rows[at], ["text"])["text"].to_list(),
                                 p.threshold, p.num_perm, p.shingle_words, p.seed)
     member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
-    firsts = parts.rows(np.unique(rows[rep[member]]), ["_i", "record_id", "file", "line"])
-    first = firsts[np.searchsorted(firsts["_i"].to_numpy(), rows[rep[member]])]
+    first_at = rows[rep[member]]
+    firsts = parts.rows(np.unique(first_at), ["_i", "record_id", "file", "line"])
+    first = firsts[np.searchsorted(firsts["_i"].to_numpy(), first_at)]
     where = first.select(pl.format("{}:{}", "file", "line")).to_series().to_list()
     reject = p.action == "reject"
     marks = pl.DataFrame({
@@ -653,6 +652,7 @@ class Parts:
             return np.concatenate([self.memory[f"keys-{k:06d}"][:, b] for k in range(self.count())])
         return neardup.load_band([self.scratch / f"keys-{k:06d}.npy" for k in range(self.count())], b)
 
+
 DECISIONS = {"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}
 ORDER = f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`"
 
@@ -675,7 +675,7 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray,
                                             nd.shingle_words, nd.seed))
     parts.put(f"ruled-{k:06d}", ruled)
     ends = (ruled.select("file", "line").row(0), ruled.select("file", "line").row(-1)) if ruled.height else ()
-    ids = ruled["record_id"].str.to_integer(base=16, dtype=pl.UInt64, strict=False).fill_null(0).to_numpy()
+    ids = id_numbers(ruled["record_id"], strict=False).fill_null(0).to_numpy()  # rows with no id are not live
     return ids, live.to_numpy(), ends, pii_table, timings
 
 
@@ -793,9 +793,7 @@ def curate_stats(counts: pl.DataFrame, pii_table: pl.DataFrame, kept_clusters: i
 def main() -> None:
     params = load_params(Params)
     timings: dict[str, float] = {}
-    OUT.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
-    try:
+    with scratch_dir(OUT) as scratch:
         parts = Parts(IN, params.curate.chunk_rows, scratch)
         with process_map(min(os.cpu_count() or 1, parts.count())) as mapper:
             n, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
@@ -803,8 +801,6 @@ def main() -> None:
             with atomic_path(OUT / f"{name}.parquet") as tmp:
                 pl.concat([parts.scan(f"{name}-{k:06d}") for k in range(n)]).sink_parquet(
                     tmp, compression="zstd", statistics=False)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

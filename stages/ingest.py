@@ -20,9 +20,7 @@ import csv
 import gc
 import json
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, repeat
 from operator import itemgetter
@@ -34,7 +32,7 @@ import polars as pl
 
 from stages.lib import chat
 from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, write_json
+from stages.lib.files import atomic_path, scratch_dir, write_json
 from stages.lib.params import DataParams, SourceParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import record_ids
@@ -472,9 +470,7 @@ def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) ->
 
 def main() -> None:
     params = load_params(Params)
-    OUT.mkdir(parents=True, exist_ok=True)
-    parts = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
-    try:
+    with scratch_dir(OUT) as parts:
         files = assign_files(Path(params.data.raw_dir), params.data.sources)
         jobs = [(i, path, src, params.ingest, parts) for i, (path, src) in enumerate(files)]
         size = sum(path.stat().st_size for path, _ in files if path.is_file())
@@ -486,8 +482,6 @@ def main() -> None:
         for name in ("records", "quarantine"):
             with atomic_path(OUT / f"{name}.parquet") as tmp:
                 pl.scan_ipc(sorted(parts.glob(f"{name}-*.arrow"))).sink_parquet(tmp, compression="zstd", statistics=False)
-    finally:
-        shutil.rmtree(parts, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     t = stats["total"]
     print(f"ingest: {t['units']} units from {t['files']} files -> {t['records']} records, "

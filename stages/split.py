@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +29,10 @@ import polars as pl
 
 from stages.lib import neardup
 from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, write_json
+from stages.lib.files import atomic_path, scratch_dir, write_json
 from stages.lib.params import load_params
 from stages.lib.pool import process_map
-from stages.lib.records import unit_hash
+from stages.lib.records import id_numbers, unit_hash
 
 IN = Path("data/curate/curated.parquet")
 OUT = Path("data/split")
@@ -72,9 +70,9 @@ def split_keys(df: pl.DataFrame) -> pl.Series:
     starts with the smaller of its id and its cluster's id, then takes the smallest label of its
     group and of its cluster until nothing changes.
     """
-    ids = df["record_id"].str.to_integer(base=16, dtype=pl.UInt64)
+    ids = id_numbers(df["record_id"])
     group = df["group"] if "group" in df.columns else pl.Series([None] * df.height, dtype=pl.String)
-    cluster = df["cluster"].str.to_integer(base=16, dtype=pl.UInt64) if "cluster" in df.columns else ids
+    cluster = id_numbers(df["cluster"]) if "cluster" in df.columns else ids
     comp = pl.DataFrame({"id": ids, "group": group.rank("dense"), "cluster": cluster}).with_columns(
         cluster=pl.when(pl.col("cluster").is_in(ids.implode())).then("cluster").otherwise("id"))
     comp = comp.with_columns(label=pl.min_horizontal("id", "cluster"))
@@ -160,10 +158,9 @@ def chunk_band_keys(job: tuple[int, int, Path], p: LeakageParams) -> None:
     neardup.save_bands(path, neardup.band_keys(texts, p.threshold, p.num_perm, p.shingle_words, p.seed))
 
 
-def pick(rows: np.ndarray) -> pl.LazyFrame:
-    """The curated records at positions `rows` (sorted), read SLICE_ROWS at a time: polars streams
-    this in bounded memory (one filter over the whole file does not)."""
-    n = pl.scan_parquet(IN).select(pl.len()).collect().item()
+def pick(rows: np.ndarray, n: int) -> pl.LazyFrame:
+    """The curated records (n of them) at positions `rows` (sorted), read SLICE_ROWS at a time: polars
+    streams this in bounded memory (one filter over the whole file does not)."""
     bounds = np.searchsorted(rows, np.arange(0, max(n, 1) + SLICE_ROWS, SLICE_ROWS))
     return pl.concat([pl.scan_parquet(IN).slice(start, SLICE_ROWS).with_row_index("_r")
                       .filter(pl.col("_r").is_in(pl.Series(rows[lo:hi] - start, dtype=pl.UInt32).implode())).drop("_r")
@@ -178,9 +175,7 @@ def main() -> None:
     meta = (pl.scan_parquet(IN).select("record_id", pl.col("label", "source").cast(pl.Categorical)).collect()
             .with_columns(split=split_of.cast(pl.Categorical)))
     del ids, split_of
-    OUT.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
-    try:  # the band keys on scratch: one band of them in memory at a time
+    with scratch_dir(OUT) as scratch:  # the band keys on scratch: one band of them in memory at a time
         jobs = [(start, CHUNK_ROWS, scratch / f"keys-{start // CHUNK_ROWS:06d}.npy")
                 for start in range(0, max(meta.height, 1), CHUNK_ROWS)]  # at least one: the bands' shape
         with process_map(min(os.cpu_count() or 1, len(jobs))) as mapper:
@@ -188,9 +183,7 @@ def main() -> None:
         bands = (neardup.load_band([path for _, _, path in jobs], b)
                  for b in range(neardup.bands_for(p.leakage.threshold, p.leakage.num_perm)))
         leaks = leakage(meta["split"], meta["record_id"], bands,
-                        lambda rows: pick(rows).select("text").collect()["text"].to_list(), p.leakage)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+                        lambda rows: pick(rows, meta.height).select("text").collect()["text"].to_list(), p.leakage)
     write_json(OUT / "leakage.json", leaks)
     if leaks["count"] > p.leakage.max_pairs:
         ids = ", ".join(f"{x['record_id']}~{x['train_record_id']}" for x in leaks["pairs"][:10])
@@ -200,7 +193,7 @@ def main() -> None:
                         "curate.near_duplicates.threshold")
     for name in SPLITS:  # streamed from the curated file: the text is never all in memory
         with atomic_path(OUT / f"{name}.parquet") as tmp:
-            pick(np.flatnonzero((meta["split"] == name).to_numpy())).sink_parquet(tmp, compression="zstd", statistics=False)
+            pick(np.flatnonzero((meta["split"] == name).to_numpy()), meta.height).sink_parquet(tmp, compression="zstd", statistics=False)
     stats = split_stats(meta)
     write_json(OUT / "stats.json", stats | {"leakage": leaks["count"]})
     print("split: " + ", ".join(f"{name} {s['rows']}" for name, s in stats.items()))

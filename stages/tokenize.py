@@ -22,8 +22,6 @@ does not grow with the data.
 from __future__ import annotations
 
 import itertools
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +30,7 @@ import polars as pl
 from tokenizers import Tokenizer
 
 from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, write_json
+from stages.lib.files import atomic_path, scratch_dir, write_json
 from stages.lib.model import resolve_model_path
 from stages.lib import chat
 from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
@@ -184,9 +182,7 @@ def main() -> None:
     else:
         tok = load_tokenizer(params.model.path, params.tokenize.max_length)
     n, stats = params.tokenize.chunk_rows, {}
-    OUT.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".parts.", dir=OUT))
-    try:
+    with scratch_dir(OUT) as scratch:
         for name in SPLITS:  # a chunk at a time: memory does not grow with the split
             source = pl.scan_parquet(IN / f"{name}.parquet")
             parts, chunk_stats, lengths = [], [], []
@@ -202,8 +198,6 @@ def main() -> None:
             with atomic_path(OUT / f"{name}.parquet") as tmp:
                 pl.scan_parquet(parts).sink_parquet(tmp, compression="zstd", statistics=False)
             stats[name] = combine(chunk_stats, lengths)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     write_json(OUT / "stats.json", stats)
     print("tokenize: " + ", ".join(f"{k} {v['rows']} rows/{v['tokens']} tokens/{v['truncated']} truncated"
                                    for k, v in stats.items()))

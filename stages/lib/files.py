@@ -55,13 +55,29 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+SCRATCH_PREFIX = ".parts."
+
+
+@contextlib.contextmanager
+def scratch_dir(directory: str | Path) -> Iterator[Path]:
+    """A scratch folder (`.parts.*`) inside a stage's output folder, for the parts it writes and reads
+    back; removed afterwards (remove_stale_temps removes one that a killed run left behind)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=directory))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def remove_stale_temps(directory: str | Path) -> None:
     """Remove `.<name>.*.tmp` files/dirs and `.parts.*` dirs that a killed run left behind."""
     directory = Path(directory)
     if not directory.is_dir():
         return
     for p in directory.iterdir():
-        if p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.startswith(".parts.")):
+        if p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.startswith(SCRATCH_PREFIX)):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 

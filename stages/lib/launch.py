@@ -144,13 +144,20 @@ def share(rows: list) -> tuple[list, float]:
     return (mine, 1.0) if mine else (rows[:1], 0.0)
 
 
+def collective_device() -> str:
+    """Where tensors for a collective live: the GPU with nccl, else the CPU."""
+    import torch.distributed as dist
+
+    return "cuda" if dist.get_backend() == "nccl" else "cpu"
+
+
 def all_sum(x: float) -> float:
     """The sum of `x` over all ranks."""
     if world() == 1:
         return x
     import torch.distributed as dist
 
-    t = torch.tensor([x], dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    t = torch.tensor([x], dtype=torch.float64, device=collective_device())
     dist.all_reduce(t)
     return t.item()
 
@@ -161,7 +168,7 @@ def gather(t: torch.Tensor) -> list[torch.Tensor]:
         return [t]
     import torch.distributed as dist
 
-    dev = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    dev = collective_device()
     out = [torch.empty_like(t, device=dev) for _ in range(world())]
     dist.all_gather(out, t.to(dev))
     return [o.cpu() for o in out]

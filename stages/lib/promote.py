@@ -28,13 +28,6 @@ def dvc(*args: str) -> str:
     return proc.stdout
 
 
-def git(*args: str, cwd: str | Path = ".") -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode:
-        raise UserError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def flatten(metrics: dict) -> dict[str, float]:
     """{"<file>:<dotted.key>": number} from the metrics of one revision in `dvc exp show --json`."""
     out: dict[str, float] = {}
@@ -85,7 +78,7 @@ def copy_cards(rev: str, name: str, branch: str) -> list[str]:
     written = []
     with tempfile.TemporaryDirectory(prefix="tunebuild-promote-") as tmp:
         work = Path(tmp) / "branch"
-        git("worktree", "add", "-q", str(work), branch)
+        revs.git(".", "worktree", "add", "-q", str(work), branch)
         try:
             for card in CARDS:
                 if not revs.exists(card, rev):
@@ -96,15 +89,15 @@ def copy_cards(rev: str, name: str, branch: str) -> list[str]:
                 (work / COPIES / Path(card).name).write_text(header + revs.read_text(card, rev), encoding="utf-8")
                 written.append(str(COPIES / Path(card).name))
             if written:
-                git("add", *written, cwd=work)
-                git("commit", "-q", "-m", f"promote: cards of experiment {name}", cwd=work)
+                revs.git(work, "add", *written)
+                revs.git(work, "commit", "-q", "-m", f"promote: cards of experiment {name}")
         finally:
-            git("worktree", "remove", "--force", str(work))
+            revs.git(".", "worktree", "remove", "--force", str(work))
     return written
 
 
 def promote(metric: str, lower: bool, branch: str) -> str:
-    if git("branch", "--list", branch).strip():
+    if revs.git(".", "branch", "--list", branch).strip():
         raise UserError(f"branch '{branch}' exists already; pick another --branch or delete it (git branch -D {branch})")
     best, key = pick(experiments(json.loads(dvc("exp", "show", "--json"))), metric, lower)
     dvc("exp", "branch", best["name"], branch)

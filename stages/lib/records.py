@@ -22,6 +22,12 @@ def record_id(text: str | None) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
+def id_numbers(ids: pl.Series, strict: bool = True) -> pl.Series:
+    """record_ids (16 hex digits) as u64: 8 bytes each, in the same order as the strings (not strict: null
+    for a value that is not an id)."""
+    return ids.str.to_integer(base=16, dtype=pl.UInt64, strict=strict)
+
+
 def not_ascii(text):
     """Texts (a polars Series or Expr) with a non-ASCII character: more UTF-8 bytes than characters."""
     return text.str.len_bytes() != text.str.len_chars()

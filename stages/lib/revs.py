@@ -88,7 +88,8 @@ def resolve(rev: str, root: str | Path = ".") -> str:
     return r.stdout.strip()
 
 
-def _git(root: str | Path, *args: str) -> str:
+def git(root: str | Path, *args: str) -> str:
+    """`git args` run in `root`: its output, or one UserError line."""
     import subprocess
 
     r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
@@ -99,7 +100,7 @@ def _git(root: str | Path, *args: str) -> str:
 
 def history(path: str, rev: str | None = None, root: str | Path = ".") -> list[str]:
     """Full shas of the commits reachable from `rev` (None: HEAD) that changed `path`, newest first."""
-    return _git(root, "log", "--format=%H", resolve(rev or "HEAD", root), "--", path).split()
+    return git(root, "log", "--format=%H", resolve(rev or "HEAD", root), "--", path).split()
 
 
 def git_text(path: str, sha: str, root: str | Path = ".") -> str | None:
@@ -115,5 +116,5 @@ def describe(rev: str | None = None, root: str | Path = ".") -> dict:
     if rev is not None:
         return {"rev": rev, "commit": resolve(rev, root), "uncommitted_changes": False}
     head = resolve("HEAD", root)
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
+    dirty = bool(git(root, "status", "--porcelain", "--untracked-files=no").strip())
     return {"rev": "workspace", "commit": head, "uncommitted_changes": dirty}
