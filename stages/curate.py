@@ -63,8 +63,8 @@ class PiiParams:
 @dataclass
 class NearDuplicateParams:
     action: str          # reject: keep the first of a cluster; keep: keep all, same split
-    threshold: float     # estimated Jaccard similarity of word shingles
-    num_perm: int
+    threshold: float     # Jaccard similarity of the word-shingle sets (exact, on LSH candidates)
+    num_perm: int        # MinHash permutations for LSH (neardup.lsh_shape: bands x rows)
     shingle_words: int
     seed: int
 
@@ -228,6 +228,8 @@ def check_params(p: Params) -> None:
     if p.curate.near_duplicates.action not in ("reject", "keep"):
         raise UserError(f"params.yaml: curate.near_duplicates.action: '{p.curate.near_duplicates.action}' "
                         "is not one of reject, keep")
+    nd = p.curate.near_duplicates
+    neardup.check(nd.threshold, nd.num_perm, nd.shingle_words, "curate.near_duplicates")
     for name, patterns in (("curate.boilerplate", p.curate.boilerplate), ("data.forget.patterns", p.data.forget.patterns)):
         for pattern in patterns:
             try:
@@ -540,7 +542,7 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     del live_at
 
     def band_columns():
-        for b in range(neardup.bands_for(p.threshold, p.num_perm)):
+        for b in range(neardup.lsh_shape(p.threshold, p.num_perm)[0]):
             yield parts.band(b)[keep]
 
     rep, sim = neardup.clusters(band_columns(), lambda at: parts.rows(rows[at], ["text"])["text"].to_list(),

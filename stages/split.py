@@ -43,7 +43,7 @@ SLICE_ROWS = 500_000  # rows per slice when rows are picked from the curated fil
 
 @dataclass
 class LeakageParams:
-    threshold: float     # estimated Jaccard similarity that counts as a leak
+    threshold: float     # Jaccard similarity of word-shingle sets that counts as a leak
     max_pairs: int       # more leaking records than this fail the stage
     num_perm: int
     shingle_words: int
@@ -97,6 +97,8 @@ def assign(keys: pl.Series, p: SplitParams) -> pl.Series:
     if not (0 <= p.test < 1 and 0 <= p.validation < 1 and p.test + p.validation < 1):
         raise UserError(f"params.yaml: split.validation={p.validation}, split.test={p.test}: each must be in "
                         "[0, 1) and their sum below 1 so that train is not empty")
+    lp = p.leakage
+    neardup.check(lp.threshold, lp.num_perm, lp.shingle_words, "split.leakage")
     unique = keys.unique(maintain_order=True)
     h = pl.Series([unit_hash(p.salt, key) for key in unique.to_list()], dtype=pl.Float64)
     names = pl.when(h < p.test).then(pl.lit("test")).when(h < p.test + p.validation).then(pl.lit("validation"))
@@ -181,7 +183,7 @@ def main() -> None:
         with process_map(min(os.cpu_count() or 1, len(jobs))) as mapper:
             list(mapper(functools.partial(chunk_band_keys, p=p.leakage), jobs))
         bands = (neardup.load_band([path for _, _, path in jobs], b)
-                 for b in range(neardup.bands_for(p.leakage.threshold, p.leakage.num_perm)))
+                 for b in range(neardup.lsh_shape(p.leakage.threshold, p.leakage.num_perm)[0]))
         leaks = leakage(meta["split"], meta["record_id"], bands,
                         lambda rows: pick(rows, meta.height).select("text").collect()["text"].to_list(), p.leakage)
     write_json(OUT / "leakage.json", leaks)

@@ -2,14 +2,16 @@
 
 Texts are lower-cased and cut into words (polars), word n-grams are hashed
 (polars), and rensa computes the MinHash signatures from the flat hash buffer.
-LSH banding finds candidate pairs; a pair counts when the share of equal
-signature values (the Jaccard estimate) reaches the threshold. No Python loop
-runs over all texts: at scale, each text keeps one u64 key per band, the texts
-that share a key with another are flagged, and only those are compared.
+LSH banding (bands x rows of the signature, chosen from the threshold) finds
+candidate pairs; a pair counts when the exact Jaccard similarity of the two
+texts' n-gram sets reaches the threshold. No Python loop runs over all texts:
+at scale, each text keeps one u64 key per band, the texts that share a key with
+another are flagged, and only those are compared.
 """
 from __future__ import annotations
 
 import array
+import functools
 import itertools
 import string
 from collections.abc import Callable, Iterable
@@ -18,9 +20,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-DIGEST_BATCH = 10_000  # texts per signature batch in `digests`
+from stages.lib.errors import UserError
+
+DIGEST_BATCH = 10_000  # texts per signature batch (rensa hands rows out as Python lists)
 MIX = np.uint64(0x9E3779B97F4A7C15)  # combines u64 hashes (n-grams from words, band keys from signature values)
 SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
+MISS_WEIGHT = 0.8  # lsh_shape: a missed pair costs 4x a needless comparison (candidates are verified exactly)
 
 
 SEPARATORS = [c for c in string.punctuation if c != "_"] + ["\n", "\t", "\r"]
@@ -60,10 +65,31 @@ def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray
     return flat, offsets
 
 
-def bands_for(threshold: float, num_perm: int) -> int:
-    """The LSH band count (a divisor of num_perm) whose S-curve midpoint is nearest the threshold."""
-    divisors = [b for b in range(1, num_perm + 1) if num_perm % b == 0]
-    return min(divisors, key=lambda b: abs((1 / b) ** (b / num_perm) - threshold))
+def check(threshold: float, num_perm: int, shingle_words: int, key: str) -> None:
+    """One clear line for near-duplicate params out of range (`key`: their section in params.yaml)."""
+    if not 0 < threshold <= 1:
+        raise UserError(f"params.yaml: {key}.threshold: {threshold} is not a similarity in (0, 1]")
+    for name, value in (("num_perm", num_perm), ("shingle_words", shingle_words)):
+        if value < 1:
+            raise UserError(f"params.yaml: {key}.{name}: {value} must be at least 1")
+
+
+@functools.cache
+def lsh_shape(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows), bands * rows <= num_perm, that minimise the weighted areas of missed pairs (similarity
+    over the threshold, weight MISS_WEIGHT) and needless candidates (under it) of the LSH S-curve
+    1 - (1 - s^rows)^bands: datasketch's rule, weighted towards recall because candidates are verified."""
+    s = np.linspace(0.0, 1.0, 1001)
+    below, above = s <= threshold, s >= threshold
+    best = None
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            hit = 1 - (1 - s ** rows) ** bands
+            cost = ((1 - MISS_WEIGHT) * np.trapezoid(hit[below], s[below])
+                    + MISS_WEIGHT * np.trapezoid(1 - hit[above], s[above]))
+            if best is None or cost < best[0] - 1e-12:
+                best = (cost, bands, rows)
+    return best[1], best[2]
 
 
 def _matrix(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int):
@@ -72,27 +98,39 @@ def _matrix(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int):
     return RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
 
 
-def digests(texts: list[str | None], num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
-    """MinHash signatures, one row per text (uint32, num_perm columns).
-
-    rensa hands rows out as Python lists: converted a batch at a time to bound their memory.
-    """
-    out = [np.zeros((0, num_perm), np.uint32)]
-    for start in range(0, len(texts), DIGEST_BATCH):
-        flat, offsets = token_hashes(texts[start:start + DIGEST_BATCH], shingle_words, seed)
-        rows = _matrix(flat, offsets, num_perm, seed).to_rows()  # lists of ints: array.array reads them fastest
-        out.append(np.frombuffer(array.array("I", itertools.chain.from_iterable(rows)), np.uint32).reshape(-1, num_perm))
+def keys_of(flat: np.ndarray, offsets: np.ndarray, threshold: float, num_perm: int, seed: int) -> np.ndarray:
+    """One u64 key per LSH band (lsh_shape) of each text's MinHash signature, from its n-gram hashes
+    (token_hashes); equal bands give equal keys; shape (texts, bands) even for no texts."""
+    bands, rows = lsh_shape(threshold, num_perm)
+    out = [np.zeros((0, bands), np.uint64)]
+    for start in range(0, len(offsets) - 1, DIGEST_BATCH):
+        at = offsets[start:start + DIGEST_BATCH + 1]
+        matrix = _matrix(flat[int(at[0]):int(at[-1])], at - at[0], bands * rows, seed)
+        sig = np.frombuffer(array.array("I", itertools.chain.from_iterable(matrix.to_rows())), np.uint32)
+        sig = sig.reshape(-1, bands, rows).astype(np.uint64)  # lists of ints: array.array reads them fastest
+        keys = sig[:, :, 0]
+        for k in range(1, rows):
+            keys = keys * MIX + sig[:, :, k]
+        out.append(keys)
     return np.concatenate(out)
 
 
-def candidate_pairs(sig: np.ndarray, bands: int) -> np.ndarray:
-    """(i, j) with i < j that share at least one LSH band: all pairs in small groups, a star in large ones."""
-    rows = sig.shape[1] // bands
+def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
+    """keys_of the texts, a batch at a time."""
+    bands = lsh_shape(threshold, num_perm)[0]
+    out = [np.zeros((0, bands), np.uint64)]
+    for start in range(0, len(texts), DIGEST_BATCH):
+        flat, offsets = token_hashes(texts[start:start + DIGEST_BATCH], shingle_words, seed)
+        out.append(keys_of(flat, offsets, threshold, num_perm, seed))
+    return np.concatenate(out)
+
+
+def candidate_pairs(keys: np.ndarray) -> np.ndarray:
+    """(i, j) with i < j that share at least one band key (keys_of): all pairs in small groups, a star in large ones."""
     pairs = []
-    index = np.arange(len(sig), dtype=np.int64)
-    for b in range(bands):
-        band = pl.DataFrame(sig[:, b * rows:(b + 1) * rows], schema=[f"h{k}" for k in range(rows)])
-        groups = (band.with_columns(i=pl.Series(index)).group_by(band.columns).agg("i")
+    index = pl.Series("i", np.arange(len(keys), dtype=np.int64))
+    for b in range(keys.shape[1]):
+        groups = (pl.DataFrame({"key": keys[:, b]}).with_columns(index).group_by("key").agg("i")
                   .filter(pl.col("i").list.len() > 1)["i"].to_list())
         for members in groups:
             members.sort()
@@ -105,19 +143,20 @@ def candidate_pairs(sig: np.ndarray, bands: int) -> np.ndarray:
     return np.unique(np.asarray(pairs, dtype=np.int64), axis=0)
 
 
-def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    return (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
-
-
-def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
-    """One u64 key per LSH band (bands_for(threshold, num_perm)) of each text's MinHash signature
-    (equal bands give equal keys); shape (texts, bands) even for no texts."""
-    bands = bands_for(threshold, num_perm)
-    sig = digests(texts, num_perm, shingle_words, seed).astype(np.uint64).reshape(len(texts), bands, num_perm // bands)
-    keys = np.zeros((len(texts), bands), np.uint64)
-    for k in range(sig.shape[2]):
-        keys = keys * MIX + sig[:, :, k]
-    return keys
+def jaccard(flat: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Exact Jaccard similarity of the n-gram hash sets (token_hashes) of each pair (i, j) of texts."""
+    lengths = np.diff(offsets.astype(np.int64))
+    tokens = pl.DataFrame({"t": np.repeat(np.arange(len(lengths), dtype=np.int64), lengths), "h": flat}).unique()
+    sizes = np.zeros(len(lengths), np.int64)
+    counted = tokens.group_by("t").len()
+    sizes[counted["t"].to_numpy()] = counted["len"].to_numpy()
+    both = (pl.DataFrame({"p": np.arange(len(pairs), dtype=np.int64), "a": pairs[:, 0], "b": pairs[:, 1]})
+            .join(tokens, left_on="a", right_on="t").join(tokens, left_on=["b", "h"], right_on=["t", "h"])
+            .group_by("p").len())
+    inter = np.zeros(len(pairs), np.int64)
+    inter[both["p"].to_numpy()] = both["len"].to_numpy()
+    union = sizes[pairs[:, 0]] + sizes[pairs[:, 1]] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
 def save_bands(path: Path, keys: np.ndarray) -> None:
@@ -137,8 +176,8 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     `band_columns` yields, band by band, every text's key of that band (band_keys with the same
     threshold and num_perm), so one band's keys are in memory at a time. A text that shares a
     band key with another is flagged; `texts_at(indices)` returns the flagged texts, whose
-    signatures are compared. Union-find over confirmed pairs; the representative of a cluster
-    is its earliest member, so what is kept depends on nothing but the order.
+    candidate pairs are compared (exact Jaccard). Union-find over confirmed pairs; the representative
+    of a cluster is its earliest member, so what is kept depends on nothing but the order.
     """
     flags = None
     for column in band_columns:
@@ -149,14 +188,12 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     rep, sim = np.arange(total, dtype=np.int64), np.ones(total)
     if len(flagged) < 2:
         return rep, sim
-    bands = bands_for(threshold, num_perm)
-    sub = texts_at(flagged)
-    sig = digests(sub, num_perm, shingle_words, seed)
-    pairs = candidate_pairs(sig, bands)
+    flat, offsets = token_hashes(texts_at(flagged), shingle_words, seed)
+    pairs = candidate_pairs(keys_of(flat, offsets, threshold, num_perm, seed))
+    pairs = pairs[jaccard(flat, offsets, pairs) >= threshold]
     if not len(pairs):
         return rep, sim
-    pairs = pairs[similarity(sig, pairs) >= threshold]
-    parent = list(range(len(sub)))
+    parent = list(range(len(flagged)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -168,10 +205,10 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
         ra, rb = root(a), root(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
-    for local, original in enumerate(flagged.tolist()):
-        r = root(local)
-        if r != local:
-            rep[original], sim[original] = flagged[r], round(float((sig[local] == sig[r]).mean()), 4)
+    roots = np.array([root(i) for i in range(len(flagged))], np.int64)
+    member = np.flatnonzero(roots != np.arange(len(flagged)))
+    rep[flagged[member]] = flagged[roots[member]]
+    sim[flagged[member]] = jaccard(flat, offsets, np.stack([roots[member], member], axis=1)).round(4)
     return rep, sim
 
 
@@ -180,13 +217,13 @@ def overlaps(queries: list[str], corpus: list[str], threshold: float, num_perm: 
     """(query index, corpus index, similarity): each query's most similar corpus text at or over the threshold."""
     if not queries or not corpus:
         return []
-    sig = digests(list(queries) + list(corpus), num_perm, shingle_words, seed)
-    pairs = candidate_pairs(sig, bands_for(threshold, num_perm))
+    flat, offsets = token_hashes(list(queries) + list(corpus), shingle_words, seed)
+    pairs = candidate_pairs(keys_of(flat, offsets, threshold, num_perm, seed))
     nq = len(queries)
-    pairs = pairs[(pairs[:, 0] < nq) & (pairs[:, 1] >= nq)] if len(pairs) else pairs
+    pairs = pairs[(pairs[:, 0] < nq) & (pairs[:, 1] >= nq)]
     if not len(pairs):
         return []
-    sims = similarity(sig, pairs)
+    sims = jaccard(flat, offsets, pairs)
     best: dict[int, tuple[float, int]] = {}
     for (q, c), s in zip(pairs.tolist(), sims.tolist()):  # the most similar; on a tie, the first corpus text
         if s >= threshold and (q not in best or s > best[q][0] or (s == best[q][0] and c < best[q][1])):
