@@ -626,12 +626,6 @@ class Parts:
     def scan(self, name: str) -> pl.LazyFrame:
         return self.memory[name].lazy() if self.scratch is None else pl.scan_parquet(self.scratch / f"{name}.parquet")
 
-    def drop(self, name: str) -> None:
-        if self.scratch is None:
-            del self.memory[name]
-        else:
-            (self.scratch / f"{name}.parquet").unlink()
-
     def rows(self, at: np.ndarray, columns: list[str]) -> pl.DataFrame:
         """`columns` of the rows `_i` in `at` (sorted) of the ruled chunks, in that order."""
         bounds = np.searchsorted(at, np.arange(self.count() + 1) * self.chunk_rows)
@@ -681,44 +675,27 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray,
     return ids, live.to_numpy(), ends, pii_table, timings
 
 
-def decide_pass(job: tuple[int, pl.DataFrame], parts: Parts, p: Params) -> tuple[pl.DataFrame, dict]:
-    """Pass 2 on chunk k (in a worker process): its dedupe decisions applied (`decide`); keeps
-    curated-k and rejected-k in `parts` in place of ruled-k. Returns the chunk's counts per
-    (source, rule, label) (curated: rule null; label for classify only) and the seconds per phase."""
-    k, decisions = job
-    timings: dict[str, float] = {}
-    curated, rejected = decide(parts.scan(f"ruled-{k:06d}").collect(), decisions, task_schema(p), timings)
-    parts.put(f"curated-{k:06d}", curated)
-    parts.put(f"rejected-{k:06d}", rejected)
-    parts.drop(f"ruled-{k:06d}")
-    label = pl.col("label") if p.task.name == "classify" else pl.lit(None, pl.String).alias("label")
-    counts = pl.concat([curated.group_by("source", label).len().with_columns(rule=pl.lit(None, pl.String)),
-                        rejected.group_by("source", "rule").len().with_columns(label=pl.lit(None, pl.String))],
-                       how="diagonal")
-    return counts, timings
-
-
-def decide(ruled: pl.DataFrame, decisions: pl.DataFrame, schema, timings: dict | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One chunk's final (curated, rejected): the dedupe decisions applied, forgotten text blanked."""
-    out = ruled.join(decisions, on="_i", how="left", maintain_order="left").with_columns(
+def outcome(parts: Parts, n: int, decisions: pl.DataFrame) -> pl.LazyFrame:
+    """Every record (the n ruled chunks, in order) with its final rule (null: curated), reason, column and
+    cluster: the dedupe decisions applied, forgotten text blanked. Lazy: the outputs and the counts are
+    streamed from it."""
+    out = pl.concat([parts.scan(f"ruled-{k:06d}") for k in range(n)]).join(
+        decisions.lazy(), on="_i", how="left", maintain_order="left").with_columns(
         rule=pl.coalesce("rule", "d_rule"), column=pl.coalesce("column", "d_column"),
         reason=pl.coalesce("reason", "d_reason"), cluster=pl.coalesce("cluster", "record_id"))
     forgotten = pl.col("rule") == "forget"
-    out = out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
+    names = out.collect_schema().names()
+    return out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
         pl.when(forgotten).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("text", "label", "messages", "chosen", "rejected") if c in out.columns)
-    curated = out.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
-    with phase(timings, "pandera"):
-        schema.validate(curated)
-    return curated, out.filter(pl.col("rule").is_not_null()).drop("cluster")
+        for c in ("text", "label", "messages", "chosen", "rejected") if c in names)
 
 
 def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: dict | None = None,
-                 mapper: Callable = map) -> tuple[int, dict]:
-    """The core, a chunk at a time: records in (file, line) order -> curated-k and rejected-k in `parts`
-    for each chunk k; returns the chunk count and the stats.
+                 mapper: Callable = map) -> tuple[pl.LazyFrame, pl.LazyFrame, dict]:
+    """The core, a chunk at a time: records in (file, line) order -> (curated, rejected), lazy frames over
+    the ruled chunks in `parts` (sink or collect them while `parts` exists), and the stats.
 
-    `mapper` runs the passes over the chunks (map, or pooled across processes). Only a few chunks'
+    `mapper` runs the rules pass over the chunks (map, or pooled across processes). Only a few chunks'
     text is in memory at a time, plus 9 bytes per record for dedupe (and one band of keys while it runs).
     """
     check_params(p)
@@ -734,27 +711,23 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
     ids, live = np.concatenate(ids), np.concatenate(live)
     with phase(timings, "dedupe"):
         decisions, kept_clusters = dedupe(ids, live, parts, p.curate.near_duplicates)
-    by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
-    empty = pl.DataFrame(schema=decisions.schema)
-    counts = []
-    for chunk_counts, spent in mapper(functools.partial(decide_pass, parts=parts, p=p),
-                                      ((k, by_chunk.get((k,), empty)) for k in range(n))):
-        add_times(timings, spent)
-        counts.append(chunk_counts)
-    counts = pl.concat(counts).group_by("source", "rule", "label").agg(pl.col("len").sum())
+    every = outcome(parts, n, decisions)
+    label = pl.col("label") if p.task.name == "classify" else pl.lit(None, pl.String).alias("label")
+    counts = every.group_by("source", "rule", label).len().collect()
     if counts["len"].sum() != len(ids):
         raise RuntimeError(f"curate accounting: {counts['len'].sum()} curated + rejected != {len(ids)} records")
     pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
-    return n, curate_stats(counts, pii_table, kept_clusters, ingest_stats)
+    curated = every.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
+    rejected = every.filter(pl.col("rule").is_not_null()).drop("cluster")
+    return curated, rejected, curate_stats(counts, pii_table, kept_clusters, ingest_stats)
 
 
 def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
            timings: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """In memory (tests, small data): ingested records -> (curated, rejected, stats), both in (file, line) order."""
     parts = Parts(records.sort("file", "line", maintain_order=True), p.curate.chunk_rows)
-    n, stats = curate_parts(parts, p, ingest_stats, timings)
-    return (*(pl.concat(parts.memory[f"{name}-{k:06d}"] for k in range(n)) for name in ("curated", "rejected")),
-            stats)
+    curated, rejected, stats = curate_parts(parts, p, ingest_stats, timings)
+    return curated.collect(), rejected.collect(), stats
 
 
 def _counts(counts: pl.DataFrame, col: str) -> dict[str, int]:
@@ -798,11 +771,10 @@ def main() -> None:
     with scratch_dir(OUT) as scratch:
         parts = Parts(IN, params.curate.chunk_rows, scratch)
         with process_map(min(os.cpu_count() or 1, parts.count())) as mapper:
-            n, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
-        for name in ("curated", "rejected"):
+            curated, rejected, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
+        for name, frame in (("curated", curated), ("rejected", rejected)):
             with atomic_path(OUT / f"{name}.parquet") as tmp:
-                pl.concat([parts.scan(f"{name}-{k:06d}") for k in range(n)]).sink_parquet(
-                    tmp, compression="zstd", statistics=False)
+                frame.sink_parquet(tmp, compression="zstd", statistics=False)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")
