@@ -519,7 +519,7 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     near duplicates in the curated data (action keep).
     """
     live_at = np.flatnonzero(live)
-    copied = live_at[pl.Series(ids[live_at]).is_duplicated().to_numpy()]  # the few live rows whose text repeats
+    copied = live_at[neardup.repeated(ids[live_at])]  # the few live rows whose text repeats
     copies = parts.rows(copied, ["_i", "record_id", "label", "file", "line"])
     ranked = copies.with_columns(
         n_labels=pl.col("label").n_unique().over("record_id"),
@@ -620,11 +620,11 @@ class Parts:
     def put(self, name: str, df: pl.DataFrame) -> None:
         if self.scratch is None:
             self.memory[name] = df
-        else:  # scratch: fast to write and read back; the outputs are compressed once, at the end
-            df.write_parquet(self.scratch / f"{name}.parquet", compression="lz4", statistics=False)
+        else:  # scratch: uncompressed Arrow IPC, the cheapest to write and read back; the outputs are compressed once
+            df.write_ipc(self.scratch / f"{name}.arrow", compression="uncompressed")
 
     def scan(self, name: str) -> pl.LazyFrame:
-        return self.memory[name].lazy() if self.scratch is None else pl.scan_parquet(self.scratch / f"{name}.parquet")
+        return self.memory[name].lazy() if self.scratch is None else pl.scan_ipc(self.scratch / f"{name}.arrow")
 
     def rows(self, at: np.ndarray, columns: list[str]) -> pl.DataFrame:
         """`columns` of the rows `_i` in `at` (sorted) of the ruled chunks, in that order."""
@@ -772,9 +772,9 @@ def main() -> None:
         parts = Parts(IN, params.curate.chunk_rows, scratch)
         with process_map(min(os.cpu_count() or 1, parts.count())) as mapper:
             curated, rejected, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
-        for name, frame in (("curated", curated), ("rejected", rejected)):
-            with atomic_path(OUT / f"{name}.parquet") as tmp:
-                frame.sink_parquet(tmp, compression="zstd", statistics=False)
+        with atomic_path(OUT / "curated.parquet") as cur, atomic_path(OUT / "rejected.parquet") as rej:
+            pl.collect_all([frame.sink_parquet(tmp, compression="zstd", statistics=False, lazy=True)
+                            for frame, tmp in ((curated, cur), (rejected, rej))])  # one read of the ruled chunks
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

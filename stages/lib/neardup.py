@@ -143,20 +143,30 @@ def candidate_pairs(keys: np.ndarray) -> np.ndarray:
     return np.unique(np.asarray(pairs, dtype=np.int64), axis=0)
 
 
-def jaccard(flat: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Exact Jaccard similarity of the n-gram hash sets (token_hashes) of each pair (i, j) of texts."""
+def jaccard(flat: np.ndarray, offsets: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """pairs (i, j) -> the exact Jaccard similarity of texts i and j's n-gram hash sets (token_hashes).
+
+    Each text's set is made once; a pair's intersection is the number of i's hashes found in j's set,
+    looked up as (hash, text) keys combined into one u64.
+    """
     lengths = np.diff(offsets.astype(np.int64))
-    tokens = pl.DataFrame({"t": np.repeat(np.arange(len(lengths), dtype=np.int64), lengths), "h": flat}).unique()
-    sizes = np.zeros(len(lengths), np.int64)
-    counted = tokens.group_by("t").len()
-    sizes[counted["t"].to_numpy()] = counted["len"].to_numpy()
-    both = (pl.DataFrame({"p": np.arange(len(pairs), dtype=np.int64), "a": pairs[:, 0], "b": pairs[:, 1]})
-            .join(tokens, left_on="a", right_on="t").join(tokens, left_on=["b", "h"], right_on=["t", "h"])
-            .group_by("p").len())
-    inter = np.zeros(len(pairs), np.int64)
-    inter[both["p"].to_numpy()] = both["len"].to_numpy()
-    union = sizes[pairs[:, 0]] + sizes[pairs[:, 1]] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    text = np.repeat(np.arange(len(lengths), dtype=np.uint64), lengths)
+    combined = pl.Series(flat * MIX + text)  # (hash, text) as one key
+    first = combined.is_first_distinct().to_numpy()  # the sets, still in text order
+    keys, h = combined.filter(first), flat[first]
+    sizes = np.bincount(text[first].astype(np.int64), minlength=len(lengths))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+
+    def of(pairs: np.ndarray) -> np.ndarray:
+        a, b = pairs[:, 0], pairs[:, 1]
+        pair = np.repeat(np.arange(len(pairs)), sizes[a])  # every hash of text a, for each pair
+        at = np.arange(len(pair)) - np.repeat(np.cumsum(sizes[a]) - sizes[a], sizes[a]) + np.repeat(starts[a], sizes[a])
+        found = pl.Series(h[at] * MIX + b[pair].astype(np.uint64)).is_in(keys.implode()).to_numpy()
+        inter = np.bincount(pair[found], minlength=len(pairs))
+        union = sizes[a] + sizes[b] - inter
+        return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+    return of
 
 
 def save_bands(path: Path, keys: np.ndarray) -> None:
@@ -167,6 +177,13 @@ def save_bands(path: Path, keys: np.ndarray) -> None:
 def load_band(paths: list[Path], b: int) -> np.ndarray:
     """Band b's keys from files written by save_bands, concatenated in order."""
     return np.concatenate([np.load(path, mmap_mode="r")[b] for path in paths])
+
+
+def repeated(keys: np.ndarray) -> np.ndarray:
+    """Which keys (u64) occur more than once: found by a sort (numpy sorts integers fast), then looked up."""
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return pl.Series(keys).is_in(pl.Series(np.unique(twice)).implode()).to_numpy()
 
 
 def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[str | None]],
@@ -181,7 +198,7 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     """
     flags = None
     for column in band_columns:
-        duplicated = pl.Series(column).is_duplicated().to_numpy()
+        duplicated = repeated(column)
         flags = duplicated if flags is None else flags | duplicated
     total = 0 if flags is None else len(flags)
     flagged = np.flatnonzero(flags) if total else np.zeros(0, np.int64)
@@ -189,8 +206,8 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     if len(flagged) < 2:
         return rep, sim
     flat, offsets = token_hashes(texts_at(flagged), shingle_words, seed)
-    pairs = candidate_pairs(keys_of(flat, offsets, threshold, num_perm, seed))
-    pairs = pairs[jaccard(flat, offsets, pairs) >= threshold]
+    pairs, similarity = candidate_pairs(keys_of(flat, offsets, threshold, num_perm, seed)), jaccard(flat, offsets)
+    pairs = pairs[similarity(pairs) >= threshold]
     if not len(pairs):
         return rep, sim
     parent = list(range(len(flagged)))
@@ -208,7 +225,7 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     roots = np.array([root(i) for i in range(len(flagged))], np.int64)
     member = np.flatnonzero(roots != np.arange(len(flagged)))
     rep[flagged[member]] = flagged[roots[member]]
-    sim[flagged[member]] = jaccard(flat, offsets, np.stack([roots[member], member], axis=1)).round(4)
+    sim[flagged[member]] = similarity(np.stack([roots[member], member], axis=1)).round(4)
     return rep, sim
 
 
@@ -223,7 +240,7 @@ def overlaps(queries: list[str], corpus: list[str], threshold: float, num_perm: 
     pairs = pairs[(pairs[:, 0] < nq) & (pairs[:, 1] >= nq)]
     if not len(pairs):
         return []
-    sims = jaccard(flat, offsets, pairs)
+    sims = jaccard(flat, offsets)(pairs)
     best: dict[int, tuple[float, int]] = {}
     for (q, c), s in zip(pairs.tolist(), sims.tolist()):  # the most similar; on a tie, the first corpus text
         if s >= threshold and (q not in best or s > best[q][0] or (s == best[q][0] and c < best[q][1])):
