@@ -25,6 +25,7 @@ from stages.lib.errors import UserError
 DIGEST_BATCH = 10_000  # texts per signature batch (rensa hands rows out as Python lists)
 MIX = np.uint64(0x9E3779B97F4A7C15)  # combines u64 hashes (n-grams from words, band keys from signature values)
 SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
+PAIR_BATCH = 100_000  # pairs compared at a time by jaccard
 MISS_WEIGHT = 0.8  # lsh_shape: a missed pair costs 4x a needless comparison (candidates are verified exactly)
 
 
@@ -147,24 +148,31 @@ def jaccard(flat: np.ndarray, offsets: np.ndarray) -> Callable[[np.ndarray], np.
     """pairs (i, j) -> the exact Jaccard similarity of texts i and j's n-gram hash sets (token_hashes).
 
     Each text's set is made once; a pair's intersection is the number of i's hashes found in j's set,
-    looked up as (hash, text) keys combined into one u64.
+    looked up as (hash, text) keys combined into one u64, PAIR_BATCH pairs at a time (bounded memory).
     """
     lengths = np.diff(offsets.astype(np.int64))
     text = np.repeat(np.arange(len(lengths), dtype=np.uint64), lengths)
-    combined = pl.Series(flat * MIX + text)  # (hash, text) as one key
-    first = combined.is_first_distinct().to_numpy()  # the sets, still in text order
-    keys, h = combined.filter(first), flat[first]
+    combined = flat * MIX + text  # (hash, text) as one key
+    first = pl.Series(combined).is_first_distinct().to_numpy()  # the sets, still in text order
+    keys, h = combined[first], flat[first]
     sizes = np.bincount(text[first].astype(np.int64), minlength=len(lengths))
-    starts = np.concatenate([[0], np.cumsum(sizes)])
+    starts = np.cumsum(sizes) - sizes
+
+    def spans(texts: np.ndarray) -> np.ndarray:  # where the texts' set members are, text after text
+        n = sizes[texts]
+        return np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(starts[texts], n)
 
     def of(pairs: np.ndarray) -> np.ndarray:
-        a, b = pairs[:, 0], pairs[:, 1]
-        pair = np.repeat(np.arange(len(pairs)), sizes[a])  # every hash of text a, for each pair
-        at = np.arange(len(pair)) - np.repeat(np.cumsum(sizes[a]) - sizes[a], sizes[a]) + np.repeat(starts[a], sizes[a])
-        found = pl.Series(h[at] * MIX + b[pair].astype(np.uint64)).is_in(keys.implode()).to_numpy()
-        inter = np.bincount(pair[found], minlength=len(pairs))
-        union = sizes[a] + sizes[b] - inter
-        return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        out = np.ones(len(pairs))
+        for lo in range(0, len(pairs), PAIR_BATCH):
+            a, b = pairs[lo:lo + PAIR_BATCH, 0], pairs[lo:lo + PAIR_BATCH, 1]
+            pair = np.repeat(np.arange(len(a)), sizes[a])
+            found = pl.Series(h[spans(a)] * MIX + b[pair].astype(np.uint64)).is_in(
+                pl.Series(keys[spans(np.unique(b))]).implode()).to_numpy()
+            inter = np.bincount(pair[found], minlength=len(a))
+            union = sizes[a] + sizes[b] - inter
+            out[lo:lo + len(a)] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        return out
 
     return of
 

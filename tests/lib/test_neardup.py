@@ -38,7 +38,9 @@ def test_lsh_shape_finds_most_pairs_at_the_threshold(threshold, num_perm):
     assert neardup.lsh_shape(0.8, 64) == (8, 8)
 
 
-def test_jaccard_is_exact():
+@pytest.mark.parametrize("batch", [7, neardup.PAIR_BATCH])
+def test_jaccard_is_exact(batch, monkeypatch):
+    monkeypatch.setattr(neardup, "PAIR_BATCH", batch)
     rng = random.Random(1)
     texts = [" ".join(rng.choice(WORDS[:30]) for _ in range(rng.randint(1, 40))) for _ in range(60)] + ["", "one"]
     pairs = np.array([(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts)) if rng.random() < 0.2])
