@@ -632,7 +632,9 @@ class Parts:
         frames = [self.scan("ruled-000000").select(columns).head(0).collect()]
         for k in np.flatnonzero(np.diff(bounds)).tolist():
             wanted = pl.Series(at[bounds[k]:bounds[k + 1]], dtype=pl.Int64).implode()
-            frames.append(self.scan(f"ruled-{k:06d}").filter(pl.col("_i").is_in(wanted)).select(columns).collect())
+            found = self.scan(f"ruled-{k:06d}").filter(pl.col("_i").is_in(wanted)).select(columns).collect()
+            frames.append(pl.DataFrame(found.to_dict(as_series=False), schema=found.schema))  # a copy: the
+            # filtered strings would keep the whole chunk's buffers alive (all the chunks, at 10M rows: 6 GB)
         return pl.concat(frames)
 
     def put_keys(self, k: int, keys: np.ndarray) -> None:
@@ -675,12 +677,10 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray,
     return ids, live.to_numpy(), ends, pii_table, timings
 
 
-def outcome(parts: Parts, n: int, decisions: pl.DataFrame) -> pl.LazyFrame:
-    """Every record (the n ruled chunks, in order) with its final rule (null: curated), reason, column and
-    cluster: the dedupe decisions applied, forgotten text blanked. Lazy: the outputs and the counts are
-    streamed from it."""
-    out = pl.concat([parts.scan(f"ruled-{k:06d}") for k in range(n)]).join(
-        decisions.lazy(), on="_i", how="left", maintain_order="left").with_columns(
+def outcome(parts: Parts, k: int, decisions: pl.DataFrame) -> pl.LazyFrame:
+    """Chunk k's records with their final rule (null: curated), reason, column and cluster: the ruled
+    chunk with its dedupe decisions applied, forgotten text blanked."""
+    out = parts.scan(f"ruled-{k:06d}").join(decisions.lazy(), on="_i", how="left", maintain_order="left").with_columns(
         rule=pl.coalesce("rule", "d_rule"), column=pl.coalesce("column", "d_column"),
         reason=pl.coalesce("reason", "d_reason"), cluster=pl.coalesce("cluster", "record_id"))
     forgotten = pl.col("rule") == "forget"
@@ -690,12 +690,24 @@ def outcome(parts: Parts, n: int, decisions: pl.DataFrame) -> pl.LazyFrame:
         for c in ("text", "label", "messages", "chosen", "rejected") if c in names)
 
 
+def reject_pass(job: tuple[int, pl.DataFrame], parts: Parts, task: str) -> pl.DataFrame:
+    """Pass 2 on chunk k (in a worker process): its rejected rows (few) kept in `parts` as rejected-k, read
+    back compact (a filtered frame would pin the chunk's text: the final sink of the sparse rows would
+    hold every chunk in memory). Returns the chunk's counts per (source, rule, label) (curated: rule null;
+    label for classify only)."""
+    k, decisions = job
+    every = outcome(parts, k, decisions)
+    parts.put(f"rejected-{k:06d}", every.filter(pl.col("rule").is_not_null()).drop("cluster").collect())
+    label = pl.col("label") if task == "classify" else pl.lit(None, pl.String).alias("label")
+    return every.group_by("source", "rule", label).len().collect()
+
+
 def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: dict | None = None,
                  mapper: Callable = map) -> tuple[pl.LazyFrame, pl.LazyFrame, dict]:
     """The core, a chunk at a time: records in (file, line) order -> (curated, rejected), lazy frames over
-    the ruled chunks in `parts` (sink or collect them while `parts` exists), and the stats.
+    the chunks in `parts` (sink or collect them while `parts` exists), and the stats.
 
-    `mapper` runs the rules pass over the chunks (map, or pooled across processes). Only a few chunks'
+    `mapper` runs the passes over the chunks (map, or pooled across processes). Only a few chunks'
     text is in memory at a time, plus 9 bytes per record for dedupe (and one band of keys while it runs).
     """
     check_params(p)
@@ -711,14 +723,16 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
     ids, live = np.concatenate(ids), np.concatenate(live)
     with phase(timings, "dedupe"):
         decisions, kept_clusters = dedupe(ids, live, parts, p.curate.near_duplicates)
-    every = outcome(parts, n, decisions)
-    label = pl.col("label") if p.task.name == "classify" else pl.lit(None, pl.String).alias("label")
-    counts = every.group_by("source", "rule", label).len().collect()
+    by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
+    jobs = [(k, by_chunk.get((k,), decisions.clear())) for k in range(n)]
+    counts = pl.concat(mapper(functools.partial(reject_pass, parts=parts, task=p.task.name), jobs))
+    counts = counts.group_by("source", "rule", "label").agg(pl.col("len").sum())
     if counts["len"].sum() != len(ids):
         raise RuntimeError(f"curate accounting: {counts['len'].sum()} curated + rejected != {len(ids)} records")
     pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
-    curated = every.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
-    rejected = every.filter(pl.col("rule").is_not_null()).drop("cluster")
+    curated = pl.concat([outcome(parts, k, chunk).filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
+                         for k, chunk in jobs])
+    rejected = pl.concat([parts.scan(f"rejected-{k:06d}") for k in range(n)])
     return curated, rejected, curate_stats(counts, pii_table, kept_clusters, ingest_stats)
 
 
@@ -772,9 +786,9 @@ def main() -> None:
         parts = Parts(IN, params.curate.chunk_rows, scratch)
         with process_map(min(os.cpu_count() or 1, parts.count())) as mapper:
             curated, rejected, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
-        with atomic_path(OUT / "curated.parquet") as cur, atomic_path(OUT / "rejected.parquet") as rej:
-            pl.collect_all([frame.sink_parquet(tmp, compression="zstd", statistics=False, lazy=True)
-                            for frame, tmp in ((curated, cur), (rejected, rej))])  # one read of the ruled chunks
+        for name, frame in (("curated", curated), ("rejected", rejected)):
+            with atomic_path(OUT / f"{name}.parquet") as tmp:
+                frame.sink_parquet(tmp, compression="zstd", statistics=False)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

@@ -22,10 +22,10 @@ import polars as pl
 
 from stages.lib.errors import UserError
 
-DIGEST_BATCH = 10_000  # texts per signature batch (rensa hands rows out as Python lists)
+DIGEST_BATCH = 10_000  # texts per signature batch of band_keys
 MIX = np.uint64(0x9E3779B97F4A7C15)  # combines u64 hashes (n-grams from words, band keys from signature values)
 SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
-PAIR_BATCH = 100_000  # pairs compared at a time by jaccard
+PAIR_BATCH = 50_000  # pairs compared at a time by jaccard
 MISS_WEIGHT = 0.8  # lsh_shape: a missed pair costs 4x a needless comparison (candidates are verified exactly)
 
 
@@ -99,14 +99,14 @@ def _matrix(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int):
     return RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
 
 
-def keys_of(flat: np.ndarray, offsets: np.ndarray, threshold: float, num_perm: int, seed: int) -> np.ndarray:
-    """One u64 key per LSH band (lsh_shape) of each text's MinHash signature, from its n-gram hashes
-    (token_hashes); equal bands give equal keys; shape (texts, bands) even for no texts."""
+def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
+    """One u64 key per LSH band (lsh_shape) of each text's MinHash signature (equal bands give equal keys);
+    shape (texts, bands) even for no texts. DIGEST_BATCH texts at a time: rensa hands rows out as lists."""
     bands, rows = lsh_shape(threshold, num_perm)
     out = [np.zeros((0, bands), np.uint64)]
-    for start in range(0, len(offsets) - 1, DIGEST_BATCH):
-        at = offsets[start:start + DIGEST_BATCH + 1]
-        matrix = _matrix(flat[int(at[0]):int(at[-1])], at - at[0], bands * rows, seed)
+    for start in range(0, len(texts), DIGEST_BATCH):
+        flat, offsets = token_hashes(texts[start:start + DIGEST_BATCH], shingle_words, seed)
+        matrix = _matrix(flat, offsets, bands * rows, seed)
         sig = np.frombuffer(array.array("I", itertools.chain.from_iterable(matrix.to_rows())), np.uint32)
         sig = sig.reshape(-1, bands, rows).astype(np.uint64)  # lists of ints: array.array reads them fastest
         keys = sig[:, :, 0]
@@ -116,18 +116,8 @@ def keys_of(flat: np.ndarray, offsets: np.ndarray, threshold: float, num_perm: i
     return np.concatenate(out)
 
 
-def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
-    """keys_of the texts, a batch at a time."""
-    bands = lsh_shape(threshold, num_perm)[0]
-    out = [np.zeros((0, bands), np.uint64)]
-    for start in range(0, len(texts), DIGEST_BATCH):
-        flat, offsets = token_hashes(texts[start:start + DIGEST_BATCH], shingle_words, seed)
-        out.append(keys_of(flat, offsets, threshold, num_perm, seed))
-    return np.concatenate(out)
-
-
 def candidate_pairs(keys: np.ndarray) -> np.ndarray:
-    """(i, j) with i < j that share at least one band key (keys_of): all pairs in small groups, a star in large ones."""
+    """(i, j) with i < j that share at least one band key (band_keys): all pairs in small groups, a star in large ones."""
     pairs = []
     index = pl.Series("i", np.arange(len(keys), dtype=np.int64))
     for b in range(keys.shape[1]):
@@ -144,34 +134,32 @@ def candidate_pairs(keys: np.ndarray) -> np.ndarray:
     return np.unique(np.asarray(pairs, dtype=np.int64), axis=0)
 
 
-def jaccard(flat: np.ndarray, offsets: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def jaccard(texts: list[str | None], shingle_words: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
     """pairs (i, j) -> the exact Jaccard similarity of texts i and j's n-gram hash sets (token_hashes).
 
-    Each text's set is made once; a pair's intersection is the number of i's hashes found in j's set,
-    looked up as (hash, text) keys combined into one u64, PAIR_BATCH pairs at a time (bounded memory).
+    PAIR_BATCH pairs at a time (bounded memory): the n-grams of the texts in the batch are hashed, each
+    text's set made once, and a pair's intersection counted as the number of i's hashes found in j's
+    set, looked up as (hash, text) keys combined into one u64.
     """
-    lengths = np.diff(offsets.astype(np.int64))
-    text = np.repeat(np.arange(len(lengths), dtype=np.uint64), lengths)
-    combined = flat * MIX + text  # (hash, text) as one key
-    first = pl.Series(combined).is_first_distinct().to_numpy()  # the sets, still in text order
-    keys, h = combined[first], flat[first]
-    sizes = np.bincount(text[first].astype(np.int64), minlength=len(lengths))
-    starts = np.cumsum(sizes) - sizes
-
-    def spans(texts: np.ndarray) -> np.ndarray:  # where the texts' set members are, text after text
-        n = sizes[texts]
-        return np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(starts[texts], n)
-
     def of(pairs: np.ndarray) -> np.ndarray:
         out = np.ones(len(pairs))
         for lo in range(0, len(pairs), PAIR_BATCH):
-            a, b = pairs[lo:lo + PAIR_BATCH, 0], pairs[lo:lo + PAIR_BATCH, 1]
-            pair = np.repeat(np.arange(len(a)), sizes[a])
-            found = pl.Series(h[spans(a)] * MIX + b[pair].astype(np.uint64)).is_in(
-                pl.Series(keys[spans(np.unique(b))]).implode()).to_numpy()
-            inter = np.bincount(pair[found], minlength=len(a))
+            batch = pairs[lo:lo + PAIR_BATCH]
+            involved = np.unique(batch)
+            a, b = np.searchsorted(involved, batch[:, 0]), np.searchsorted(involved, batch[:, 1])
+            flat, offsets = token_hashes([texts[i] for i in involved.tolist()], shingle_words, seed)
+            text = np.repeat(np.arange(len(involved), dtype=np.uint64), np.diff(offsets.astype(np.int64)))
+            combined = flat * MIX + text  # (hash, text) as one key
+            first = pl.Series(combined).is_first_distinct().to_numpy()  # the sets, still in text order
+            keys, h = combined[first], flat[first]
+            sizes = np.bincount(text[first].astype(np.int64), minlength=len(involved))
+            n = sizes[a]  # every member of text a's set, for each pair:
+            at = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(np.cumsum(sizes)[a] - n, n)
+            pair = np.repeat(np.arange(len(batch)), n)
+            found = pl.Series(h[at] * MIX + b[pair].astype(np.uint64)).is_in(pl.Series(keys).implode()).to_numpy()
+            inter = np.bincount(pair[found], minlength=len(batch))
             union = sizes[a] + sizes[b] - inter
-            out[lo:lo + len(a)] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+            out[lo:lo + len(batch)] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
         return out
 
     return of
@@ -213,8 +201,9 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     rep, sim = np.arange(total, dtype=np.int64), np.ones(total)
     if len(flagged) < 2:
         return rep, sim
-    flat, offsets = token_hashes(texts_at(flagged), shingle_words, seed)
-    pairs, similarity = candidate_pairs(keys_of(flat, offsets, threshold, num_perm, seed)), jaccard(flat, offsets)
+    texts = texts_at(flagged)
+    pairs = candidate_pairs(band_keys(texts, threshold, num_perm, shingle_words, seed))
+    similarity = jaccard(texts, shingle_words, seed)
     pairs = pairs[similarity(pairs) >= threshold]
     if not len(pairs):
         return rep, sim
@@ -242,13 +231,13 @@ def overlaps(queries: list[str], corpus: list[str], threshold: float, num_perm: 
     """(query index, corpus index, similarity): each query's most similar corpus text at or over the threshold."""
     if not queries or not corpus:
         return []
-    flat, offsets = token_hashes(list(queries) + list(corpus), shingle_words, seed)
-    pairs = candidate_pairs(keys_of(flat, offsets, threshold, num_perm, seed))
+    texts = list(queries) + list(corpus)
+    pairs = candidate_pairs(band_keys(texts, threshold, num_perm, shingle_words, seed))
     nq = len(queries)
     pairs = pairs[(pairs[:, 0] < nq) & (pairs[:, 1] >= nq)]
     if not len(pairs):
         return []
-    sims = jaccard(flat, offsets)(pairs)
+    sims = jaccard(texts, shingle_words, seed)(pairs)
     best: dict[int, tuple[float, int]] = {}
     for (q, c), s in zip(pairs.tolist(), sims.tolist()):  # the most similar; on a tie, the first corpus text
         if s >= threshold and (q not in best or s > best[q][0] or (s == best[q][0] and c < best[q][1])):
