@@ -117,21 +117,17 @@ def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_
 
 
 def candidate_pairs(keys: np.ndarray) -> np.ndarray:
-    """(i, j) with i < j that share at least one band key (band_keys): all pairs in small groups, a star in large ones."""
-    pairs = []
-    index = pl.Series("i", np.arange(len(keys), dtype=np.int64))
+    """(i, j) with i < j that share at least one band key (band_keys), sorted: all pairs in groups of up to
+    SMALL_GROUP texts, a star from the first member in larger ones (joins, no loop over groups)."""
+    found = [pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64})]
     for b in range(keys.shape[1]):
-        groups = (pl.DataFrame({"key": keys[:, b]}).with_columns(index).group_by("key").agg("i")
-                  .filter(pl.col("i").list.len() > 1)["i"].to_list())
-        for members in groups:
-            members.sort()
-            if len(members) <= SMALL_GROUP:
-                pairs.extend(itertools.combinations(members, 2))
-            else:
-                pairs.extend((members[0], m) for m in members[1:])
-    if not pairs:
-        return np.zeros((0, 2), np.int64)
-    return np.unique(np.asarray(pairs, dtype=np.int64), axis=0)
+        band = (pl.DataFrame({"key": keys[:, b], "i": np.arange(len(keys), dtype=np.int64)})
+                .filter(pl.col("key").is_duplicated()).with_columns(n=pl.len().over("key"), first=pl.col("i").min().over("key")))
+        small = band.filter(pl.col("n") <= SMALL_GROUP).select("key", "i")
+        found.append(small.join(small.rename({"i": "j"}), on="key").filter(pl.col("i") < pl.col("j")).select("i", "j"))
+        found.append(band.filter((pl.col("n") > SMALL_GROUP) & (pl.col("i") != pl.col("first"))).select(i="first", j="i"))
+    pairs = pl.concat(found).unique().sort("i", "j")
+    return np.stack([pairs["i"].to_numpy(), pairs["j"].to_numpy()], axis=1).reshape(-1, 2)
 
 
 def jaccard(texts: list[str | None], shingle_words: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -81,3 +81,20 @@ def test_overlaps_return_the_best_corpus_text():
 def test_params_out_of_range_get_one_line(args, message):
     with pytest.raises(UserError, match=message):
         neardup.check(*args, "curate.near_duplicates")
+
+
+def test_candidate_pairs_match_a_plain_loop():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        keys = rng.integers(0, int(rng.integers(1, 300)), (int(rng.integers(0, 400)), int(rng.integers(1, 6)))).astype(np.uint64)
+        want = set()
+        for b in range(keys.shape[1]):
+            groups: dict[int, list[int]] = {}
+            for i, key in enumerate(keys[:, b].tolist()):
+                groups.setdefault(key, []).append(i)
+            for members in groups.values():
+                if len(members) <= neardup.SMALL_GROUP:
+                    want.update((x, y) for k, x in enumerate(members) for y in members[k + 1:])
+                else:
+                    want.update((members[0], y) for y in members[1:])
+        assert neardup.candidate_pairs(keys).tolist() == [list(p) for p in sorted(want)]
