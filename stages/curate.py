@@ -663,13 +663,14 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray,
     ruled, pii_table, timings = rule_chunk(parts.chunk(k), p)
     start = k * parts.chunk_rows
     ruled = ruled.with_columns(_i=pl.int_range(start, start + ruled.height, dtype=pl.Int64))
-    in_order = ruled.select(pl.int_range(pl.len()).sort_by("file", "line", maintain_order=True) == pl.int_range(pl.len()))
-    if not in_order.to_series().all():
+    file, line = pl.col("file"), pl.col("line")
+    in_order = (file > file.shift()) | ((file == file.shift()) & (line >= line.shift()))
+    if not ruled.select(in_order.fill_null(True).all()).item():
         raise UserError(ORDER)
     nd = p.curate.near_duplicates
     live = ruled["rule"].is_null()
     with phase(timings, "dedupe"):
-        parts.put_keys(k, neardup.band_keys(ruled.filter(live)["text"].to_list(), nd.threshold, nd.num_perm,
+        parts.put_keys(k, neardup.band_keys(ruled["text"].filter(live), nd.threshold, nd.num_perm,
                                             nd.shingle_words, nd.seed))
     parts.put(f"ruled-{k:06d}", ruled)
     ends = (ruled.select("file", "line").row(0), ruled.select("file", "line").row(-1)) if ruled.height else ()

@@ -146,7 +146,7 @@ def split(curated: pl.DataFrame, p: SplitParams) -> tuple[dict[str, pl.DataFrame
     tagged = curated.with_columns(split=assign(split_keys(curated), p))
     texts = curated["text"]
     lp = p.leakage
-    keys = neardup.band_keys(texts.to_list(), lp.threshold, lp.num_perm, lp.shingle_words, lp.seed)
+    keys = neardup.band_keys(texts, lp.threshold, lp.num_perm, lp.shingle_words, lp.seed)
     leaks = leakage(tagged["split"], curated["record_id"], keys.T, lambda rows: texts.gather(rows).to_list(), p.leakage)
     parts = {name: tagged.filter(pl.col("split") == name).drop("split") for name in SPLITS}
     return parts, split_stats(tagged), leaks
@@ -156,7 +156,7 @@ def chunk_band_keys(job: tuple[int, int, Path], p: LeakageParams) -> None:
     """band_keys of rows [start, start + n) of the curated records saved band by band to `path`
     (runs in worker processes)."""
     start, n, path = job
-    texts = pl.scan_parquet(IN).select("text").slice(start, n).collect()["text"].to_list()
+    texts = pl.scan_parquet(IN).select("text").slice(start, n).collect()["text"]
     neardup.save_bands(path, neardup.band_keys(texts, p.threshold, p.num_perm, p.shingle_words, p.seed))
 
 

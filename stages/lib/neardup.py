@@ -32,7 +32,7 @@ MISS_WEIGHT = 0.8  # lsh_shape: a missed pair costs 4x a needless comparison (ca
 SEPARATORS = [c for c in string.punctuation if c != "_"] + ["\n", "\t", "\r"]
 
 
-def token_hashes(texts: list[str | None], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def token_hashes(texts: list[str | None] | pl.Series, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Flat u64 hashes of each text's word n-grams, and row offsets (a text with fewer words: its words).
 
     Words: lower-cased text split at whitespace and punctuation (polars); each word is
@@ -99,7 +99,8 @@ def _matrix(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int):
     return RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
 
 
-def band_keys(texts: list[str | None], threshold: float, num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
+def band_keys(texts: list[str | None] | pl.Series, threshold: float, num_perm: int, shingle_words: int,
+              seed: int) -> np.ndarray:
     """One u64 key per LSH band (lsh_shape) of each text's MinHash signature (equal bands give equal keys);
     shape (texts, bands) even for no texts. DIGEST_BATCH texts at a time: rensa hands rows out as lists."""
     bands, rows = lsh_shape(threshold, num_perm)

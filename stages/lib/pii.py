@@ -67,11 +67,33 @@ def _confirmed(kind: str, match: str) -> bool:
     return True
 
 
+# Where a match can be: it holds one of these characters and is at most this many characters long
+# (email: unbounded, so it is searched everywhere).
+ANCHORS = {"card": ("0123456789", 40), "iban": ("0123456789", 70), "national_id": ("0123456789", 12),
+           "ip": ("0123456789:", 40), "phone": ("0123456789", 60)}
+
+
+def window(text: str, kind: str) -> tuple[int, int]:
+    """(pos, endpos) for PATTERNS[kind].finditer: from `reach` before the first anchor character to `reach`
+    after the last, which holds every match (the look-arounds still see the whole text: a search from
+    pos looks behind it, and every match ends before endpos). Python's regex engine is slow per
+    character, so scanning a long text only around its digits is several times faster. ASCII text
+    only (str.find is fast; `\\d` also matches other scripts' digits)."""
+    if kind not in ANCHORS or not text.isascii():
+        return 0, len(text)
+    chars, reach = ANCHORS[kind]
+    first = [i for c in chars if (i := text.find(c)) >= 0]
+    if not first:
+        return 0, 0
+    last = max(text.rfind(c) for c in chars)
+    return max(0, min(first) - reach), min(len(text), last + reach + 1)
+
+
 def find(text: str, kinds: Iterable[str] = TYPES) -> list[tuple[str, int, int]]:
     """Confirmed, non-overlapping PII spans (type, start, end) of the given types, in text order."""
     spans: list[tuple[str, int, int]] = []
     for kind in sorted(kinds, key=TYPES.index):
-        for m in PATTERNS[kind].finditer(text):
+        for m in PATTERNS[kind].finditer(text, *window(text, kind)):
             if any(s < m.end() and m.start() < e for _, s, e in spans):
                 continue
             if _confirmed(kind, m.group()):
