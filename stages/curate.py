@@ -692,10 +692,10 @@ def outcome(parts: Parts, k: int, decisions: pl.DataFrame) -> pl.LazyFrame:
 
 
 def reject_pass(job: tuple[int, pl.DataFrame], parts: Parts, task: str) -> pl.DataFrame:
-    """Pass 2 on chunk k (in a worker process): its rejected rows (few) kept in `parts` as rejected-k, read
-    back compact (a filtered frame would pin the chunk's text: the final sink of the sparse rows would
-    hold every chunk in memory). Returns the chunk's counts per (source, rule, label) (curated: rule null;
-    label for classify only)."""
+    """Pass 2 on chunk k (in a worker process): its rejected rows (few) written to `parts` as rejected-k,
+    small files for the final sink (filtering the sparse rows out of the ruled chunks there would keep
+    every chunk's text in memory). Returns the chunk's counts per (source, rule, label) (curated: rule
+    null; label for classify only)."""
     k, decisions = job
     every = outcome(parts, k, decisions)
     parts.put(f"rejected-{k:06d}", every.filter(pl.col("rule").is_not_null()).drop("cluster").collect())
