@@ -201,7 +201,9 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     texts = texts_at(flagged)
     pairs = candidate_pairs(band_keys(texts, threshold, num_perm, shingle_words, seed))
     similarity = jaccard(texts, shingle_words, seed)
-    pairs = pairs[similarity(pairs) >= threshold]
+    sims = similarity(pairs)
+    known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": sims})
+    pairs = pairs[sims >= threshold]
     if not len(pairs):
         return rep, sim
     parent = list(range(len(flagged)))
@@ -219,7 +221,12 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
     roots = np.array([root(i) for i in range(len(flagged))], np.int64)
     member = np.flatnonzero(roots != np.arange(len(flagged)))
     rep[flagged[member]] = flagged[roots[member]]
-    sim[flagged[member]] = similarity(np.stack([roots[member], member], axis=1)).round(4)
+    asked = np.stack([roots[member], member], axis=1)  # each member with its cluster's first: mostly a
+    found = (pl.DataFrame({"a": asked[:, 0], "b": asked[:, 1]})  # candidate pair already compared
+             .join(known, on=["a", "b"], how="left", maintain_order="left")["s"].to_numpy().copy())
+    missing = np.isnan(found)
+    found[missing] = similarity(asked[missing])
+    sim[flagged[member]] = found.round(4)
     return rep, sim
 
 
