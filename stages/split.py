@@ -92,13 +92,16 @@ def split_keys(df: pl.DataFrame) -> pl.Series:
     return named.select(key=key)["key"]
 
 
-def assign(keys: pl.Series, p: SplitParams) -> pl.Series:
-    """test if h < test, validation if h < test + validation, else train (h = unit_hash of the key, uniform)."""
+def check_params(p: SplitParams) -> None:
     if not (0 <= p.test < 1 and 0 <= p.validation < 1 and p.test + p.validation < 1):
         raise UserError(f"params.yaml: split.validation={p.validation}, split.test={p.test}: each must be in "
                         "[0, 1) and their sum below 1 so that train is not empty")
     lp = p.leakage
     neardup.check(lp.threshold, lp.num_perm, lp.shingle_words, "split.leakage")
+
+
+def assign(keys: pl.Series, p: SplitParams) -> pl.Series:
+    """test if h < test, validation if h < test + validation, else train (h = unit_hash of the key, uniform)."""
     unique = keys.unique(maintain_order=True)
     h = pl.Series([unit_hash(p.salt, key) for key in unique.to_list()], dtype=pl.Float64)
     names = pl.when(h < p.test).then(pl.lit("test")).when(h < p.test + p.validation).then(pl.lit("validation"))
@@ -143,6 +146,7 @@ def leakage(split_of: pl.Series, ids: pl.Series, band_columns: Iterable[np.ndarr
 def split(curated: pl.DataFrame, p: SplitParams) -> tuple[dict[str, pl.DataFrame], dict, dict]:
     """The pure core, in memory (tests, small data): curated records -> {split name: frame}, stats, leakage
     report. Each split keeps the curated order."""
+    check_params(p)
     tagged = curated.with_columns(split=assign(split_keys(curated), p))
     texts = curated["text"]
     lp = p.leakage
@@ -172,6 +176,7 @@ def pick(rows: np.ndarray, n: int) -> pl.LazyFrame:
 def main() -> None:
     params = load_params(Params)
     p = params.split
+    check_params(p)
     ids = pl.scan_parquet(IN).select("record_id", "group", "cluster").collect()
     split_of = assign(split_keys(ids), p)
     meta = (pl.scan_parquet(IN).select("record_id", pl.col("label", "source").cast(pl.Categorical)).collect()

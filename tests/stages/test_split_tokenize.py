@@ -125,3 +125,11 @@ def test_split_keys_are_the_connected_components_of_groups_and_clusters():
             members = [i for i in range(n) if root(i) == root(a)]
             groups = sorted(g for g in (group[i] for i in members) if g is not None)
             assert keys[a] == (f"group:{groups[0]}" if groups else min(ids[i] for i in members))
+
+
+@pytest.mark.parametrize("leakage, message", [
+    (LeakageParams(threshold=1.5, max_pairs=0, num_perm=64, shingle_words=2, seed=0), "split.leakage.threshold: 1.5 is not a similarity"),
+    (LeakageParams(threshold=0.8, max_pairs=0, num_perm=0, shingle_words=2, seed=0), "split.leakage.num_perm: 0 must be at least 1")])
+def test_leakage_params_out_of_range_get_one_line(leakage, message):
+    with pytest.raises(UserError, match=message):
+        split(curated(10), SplitParams(salt="s", validation=0.2, test=0.2, leakage=leakage))
