@@ -34,7 +34,7 @@ from pandera.api.polars.types import PolarsData
 
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, read_json, scratch_dir, write_json
+from stages.lib.files import atomic_paths, read_json, scratch_dir, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import id_numbers, not_ascii, plain
@@ -783,13 +783,13 @@ def curate_stats(counts: pl.DataFrame, pii_table: pl.DataFrame, kept_clusters: i
 def main() -> None:
     params = load_params(Params)
     timings: dict[str, float] = {}
-    with scratch_dir(OUT) as scratch:
+    # the scratch is removed before the outputs are synced: else the sync writes it to disk too
+    with atomic_paths([OUT / "curated.parquet", OUT / "rejected.parquet"]) as tmps, scratch_dir(OUT) as scratch:
         parts = Parts(IN, params.curate.chunk_rows, scratch)
         with process_map(min(os.cpu_count() or 1, parts.count())) as mapper:
             curated, rejected, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
-        for name, frame in (("curated", curated), ("rejected", rejected)):
-            with atomic_path(OUT / f"{name}.parquet") as tmp:
-                frame.sink_parquet(tmp, compression="zstd", statistics=False)
+        for frame, tmp in zip((curated, rejected), tmps):
+            frame.sink_parquet(tmp, compression="zstd", statistics=False)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

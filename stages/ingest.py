@@ -18,9 +18,13 @@ import codecs
 import contextlib
 import csv
 import gc
+import itertools
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, repeat
 from operator import itemgetter
@@ -29,10 +33,11 @@ from typing import Iterator
 
 import orjson
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from stages.lib import chat
 from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, scratch_dir, write_json
+from stages.lib.files import atomic_paths, scratch_dir, write_json
 from stages.lib.params import DataParams, SourceParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import record_ids
@@ -456,32 +461,58 @@ def ingest_frames(raw_dir: Path, params: Params) -> tuple[pl.DataFrame, pl.DataF
 
 
 def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) -> tuple[str, dict]:
-    """One file's chunks as numbered parquet parts (file index, chunk index): the order of the output."""
+    """One file's chunks as numbered Arrow IPC parts (file index, chunk index: the order of the output), each
+    renamed into place once written, so that a part that exists is whole (streamed_parts reads it)."""
     index, path, src, p, parts = job
 
     def write(k: int, rec: pl.DataFrame, bad: pl.DataFrame) -> None:
-        # scratch parts, uncompressed Arrow IPC: cheapest to write and read back; the outputs are compressed
-        # once, at the end (their row groups follow the parts' row counts, not their format)
-        rec.write_ipc(parts / f"records-{index:06d}-{k:09d}.arrow", compression="uncompressed")
-        bad.write_ipc(parts / f"quarantine-{index:06d}-{k:09d}.arrow", compression="uncompressed")
+        for name, df in (("records", rec), ("quarantine", bad)):  # uncompressed: cheapest to write and read
+            part = parts / f"{name}-{index:06d}-{k:09d}.arrow"
+            df.write_ipc(part.with_suffix(".tmp"), compression="uncompressed")
+            os.replace(part.with_suffix(".tmp"), part)
 
     return src.name, read_counted(path, src, p, write)
 
 
+POLL_SECONDS = 0.01
+
+
+def streamed_parts(parts: Path, name: str, files: int, done: Callable[[int], bool]) -> Iterator[pl.DataFrame]:
+    """The parts `name`-<file>-<chunk>.arrow, file by file and chunk by chunk, each as soon as it exists
+    (deleted once read); file i has no more parts once done(i) is true. Lets the output be written while
+    the workers still read the raw files."""
+    for i in range(files):
+        for k in itertools.count():
+            part = parts / f"{name}-{i:06d}-{k:09d}.arrow"
+            while not part.exists() and not done(i):
+                time.sleep(POLL_SECONDS)
+            if not part.exists():  # done(i) was true before this look: file i wrote all its parts
+                break
+            df = pl.read_ipc(part)
+            part.unlink()
+            yield df
+
+
 def main() -> None:
     params = load_params(Params)
-    with scratch_dir(OUT) as parts:
+    outs = {name: OUT / f"{name}.parquet" for name in ("records", "quarantine")}
+    # the scratch parts are removed before the outputs are synced: else the sync writes them to disk too
+    with atomic_paths(outs.values()) as tmps, scratch_dir(OUT) as parts:
         files = assign_files(Path(params.data.raw_dir), params.data.sources)
         jobs = [(i, path, src, params.ingest, parts) for i, (path, src) in enumerate(files)]
         size = sum(path.stat().st_size for path, _ in files if path.is_file())
-        with process_map(min(os.cpu_count() or 1, len(jobs)) if size > PARALLEL_BYTES else 1) as mapper:
-            per_file = list(mapper(write_file_parts, jobs))
+        per_file: list[tuple[str, dict]] = []
+        with (process_map(min(os.cpu_count() or 1, len(jobs)) if size > PARALLEL_BYTES else 1) as mapper,
+              ThreadPoolExecutor(1) as thread):
+            reading = thread.submit(lambda: per_file.extend(mapper(write_file_parts, jobs)))
+            done = lambda i: len(per_file) > i or reading.done()  # noqa: E731
+            records = register_io_source(lambda *_: streamed_parts(parts, "records", len(jobs), done),
+                                         schema=RECORDS_SCHEMA)
+            records.sink_parquet(tmps[0], compression="zstd", statistics=False)
+            reading.result()  # a worker's error, if any (the records written so far are discarded)
         stats = summarize(params, per_file)
-        pl.DataFrame(schema=RECORDS_SCHEMA).write_ipc(parts / "records-empty.arrow")
         pl.DataFrame(schema=QUARANTINE_SCHEMA).write_ipc(parts / "quarantine-empty.arrow")
-        for name in ("records", "quarantine"):
-            with atomic_path(OUT / f"{name}.parquet") as tmp:
-                pl.scan_ipc(sorted(parts.glob(f"{name}-*.arrow"))).sink_parquet(tmp, compression="zstd", statistics=False)
+        pl.scan_ipc(sorted(parts.glob("quarantine-*.arrow"))).sink_parquet(tmps[1], compression="zstd", statistics=False)
     write_json(OUT / "stats.json", stats)
     t = stats["total"]
     print(f"ingest: {t['units']} units from {t['files']} files -> {t['records']} records, "

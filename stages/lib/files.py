@@ -35,6 +35,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_paths(paths) -> Iterator[list[Path]]:
+    """atomic_path for several files: a temp path each; all are renamed into place only if the block succeeds."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temp directory next to `path`; on success fsync its files and swap it in."""
     path = Path(path)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import polars as pl
@@ -184,3 +185,43 @@ def test_maybe_duplicate_on_lines_polars_cannot_decode_says_maybe():
                             (b'"text"',)) == [False, True, True]
     assert _maybe_duplicate([b'{"text": "a"}', b'{"text": "\xff"}'], (b'"text"',)) == [True, True]
     assert _maybe_duplicate([], (b'"text"',)) == []
+
+
+def test_main_in_worker_processes_writes_what_ingest_frames_reads(tmp_path, monkeypatch):
+    """The stage as run on big data: files read by worker processes, the records written while they read
+    (streamed_parts). Same tables as the in-memory path; a worker's error stops it with its message and
+    leaves no output, temp file or scratch behind."""
+    import dataclasses
+
+    import yaml
+
+    from stages import ingest
+
+    raw = tmp_path / "data" / "raw" / "s"
+    raw.mkdir(parents=True)
+    for i in range(5):  # more files than workers, several chunks each, defects among them
+        lines = [f'{{"text": "ticket {i}-{n}", "label": "x"}}' for n in range(7)] + ["not json", '{"text": 3}']
+        (raw / f"f{i}.jsonl").write_text("\n".join(lines) + "\n")
+    (raw / "empty.jsonl").write_text("")
+    params = Params(ingest=IngestParams(max_line_bytes=80, chunk_rows=2),
+                    data=DataParams(name="d", raw_dir="data/raw", labels=["x"], sources=[src()],
+                                    forget=ForgetParams(record_ids=[], patterns=[])))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataclasses.asdict(params)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ingest, "PARALLEL_BYTES", 0)
+    ingest.main()
+    records, quarantine, stats = ingest_frames(Path("data/raw"), params)
+    assert pl.read_parquet("data/ingest/records.parquet").equals(records) and records.height == 35
+    assert pl.read_parquet("data/ingest/quarantine.parquet").equals(quarantine) and quarantine.height == 10
+    assert json.loads(Path("data/ingest/stats.json").read_text()) == stats
+    assert sorted(p.name for p in Path("data/ingest").iterdir()) == ["quarantine.parquet", "records.parquet", "stats.json"]
+
+    broken = dataclasses.replace(params, data=dataclasses.replace(params.data, sources=[
+        src(files="s/f[0-3].jsonl"), src(name="t", files="s/[!f]*.jsonl", encoding="no-such-codec"),
+        src(name="u", files="s/f4.jsonl")]))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataclasses.asdict(broken)))
+    for name in ("records.parquet", "quarantine.parquet", "stats.json"):
+        (Path("data/ingest") / name).unlink()
+    with pytest.raises(UserError, match="unknown encoding 'no-such-codec'"):
+        ingest.main()
+    assert list(Path("data/ingest").iterdir()) == []
