@@ -514,18 +514,19 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     `ids` holds every row's record_id as a u64 and `live` whether no rule rejected it yet (rules_pass),
     in (file, line) order; `parts` holds the rows (ruled-*) and the live rows' LSH band keys (keys-*).
     9 bytes per row stay in memory, the band keys are read one band at a time, and only the few rows
-    that are duplicates are read back. Returns, per row this step rejects or clusters (cluster = the
-    record_id of another record): _i, d_rule, d_column, d_reason, cluster; and how many clusters keep
-    near duplicates in the curated data (action keep).
+    that are duplicates, or share a band key, are read back. Returns, per row this step rejects or
+    clusters (cluster = the record_id of another record): _i, d_rule, d_column, d_reason, cluster; and
+    how many clusters keep near duplicates in the curated data (action keep).
     """
     live_at = np.flatnonzero(live)
     copied = live_at[neardup.repeated(ids[live_at])]  # the few live rows whose text repeats
     copies = parts.rows(copied, ["_i", "record_id", "label", "file", "line"])
+    where = pl.format("{}:{}", pl.col("file"), pl.col("line"))
     ranked = copies.with_columns(
         n_labels=pl.col("label").n_unique().over("record_id"),
         labels=pl.col("label").unique().sort().str.join(", ").over("record_id"),
         copy=pl.int_range(pl.len()).over("record_id"),
-        first=pl.format("{}:{}", pl.col("file"), pl.col("line")).first().over("record_id"),
+        first=where.first().over("record_id"),
         copies=pl.len().over("record_id"),
     )
     conflict = pl.col("n_labels") > 1
@@ -538,26 +539,19 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
         .otherwise(pl.format("duplicate of {}", pl.col("first"))))
     keep = np.ones(len(live_at), bool)  # the live rows that survive exact dedupe (their band keys are in keys-*)
     keep[np.searchsorted(live_at, exact["_i"].to_numpy())] = False
-    rows = live_at[keep]
-    del live_at
-
-    def band_columns():
-        for b in range(neardup.lsh_shape(p.threshold, p.num_perm)[0]):
-            yield parts.band(b)[keep]
-
-    rep, sim = neardup.clusters(band_columns(), lambda at: parts.rows(rows[at], ["text"])["text"].to_list(),
-                                p.threshold, p.num_perm, p.shingle_words, p.seed)
+    bands = range(neardup.lsh_shape(p.threshold, p.num_perm)[0])
+    flagged = np.flatnonzero(keep)[neardup.shared(parts.band(b)[keep] for b in bands)]  # positions in live_at
+    keys = np.stack([parts.band(b)[flagged] for b in bands], axis=1) if len(flagged) else np.zeros((0, len(bands)), np.uint64)
+    rows = parts.rows(live_at[flagged], ["_i", "record_id", "file", "line", "text"])
+    rep, sim = neardup.clusters(keys, rows["text"].to_list(), p.threshold, p.shingle_words, p.seed)
     member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
-    first_at = rows[rep[member]]
-    firsts = parts.rows(np.unique(first_at), ["_i", "record_id", "file", "line"])
-    first = firsts[np.searchsorted(firsts["_i"].to_numpy(), first_at)]
-    where = first.select(pl.format("{}:{}", "file", "line")).to_series().to_list()
+    first = rows[rep[member]]
     reject = p.action == "reject"
     marks = pl.DataFrame({
-        "_i": rows[member], "d_rule": ["near_duplicate" if reject else None] * len(member),
+        "_i": rows["_i"].gather(member), "d_rule": ["near_duplicate" if reject else None] * len(member),
         "d_column": ["text" if reject else None] * len(member),
         "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" if reject else None
-                     for w, s in zip(where, sim[member].tolist())],
+                     for w, s in zip(first.select(where).to_series().to_list(), sim[member].tolist())],
         "cluster": first["record_id"]}, schema=DECISIONS | {"cluster": pl.String})
     kept_clusters = 0 if reject else len(np.unique(rep[member]))
     return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks]), kept_clusters

@@ -179,34 +179,39 @@ def repeated(keys: np.ndarray) -> np.ndarray:
     return pl.Series(keys).is_in(pl.Series(np.unique(twice)).implode()).to_numpy()
 
 
-def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray], list[str | None]],
-             threshold: float, num_perm: int, shingle_words: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each text (in priority order): the index of its cluster's first member, and the similarity to it.
+def shared(band_columns: Iterable[np.ndarray]) -> np.ndarray:
+    """The indices of the texts that share a band key with another text: the only ones with candidate pairs.
 
-    `band_columns` yields, band by band, every text's key of that band (band_keys with the same
-    threshold and num_perm), so one band's keys are in memory at a time. A text that shares a
-    band key with another is flagged; `texts_at(indices)` returns the flagged texts, whose
-    candidate pairs are compared (exact Jaccard). Union-find over confirmed pairs; the representative
-    of a cluster is its earliest member, so what is kept depends on nothing but the order.
-    """
+    `band_columns` yields, band by band, every text's key of that band (band_keys), so one band's
+    keys are in memory at a time."""
     flags = None
     for column in band_columns:
         duplicated = repeated(column)
         flags = duplicated if flags is None else flags | duplicated
-    total = 0 if flags is None else len(flags)
-    flagged = np.flatnonzero(flags) if total else np.zeros(0, np.int64)
+    return np.zeros(0, np.int64) if flags is None else np.flatnonzero(flags)
+
+
+def clusters(keys: np.ndarray, texts: list[str | None], threshold: float, shingle_words: int,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each text (in priority order), given its band keys (band_keys, texts x bands): the index of its
+    cluster's first member, and the similarity to it.
+
+    Texts that share a band key are candidate pairs, compared by exact Jaccard similarity. Union-find over
+    the confirmed pairs; the representative of a cluster is its earliest member, so what is kept depends
+    on nothing but the order.
+    """
+    total = len(texts)
     rep, sim = np.arange(total, dtype=np.int64), np.ones(total)
-    if len(flagged) < 2:
+    if total < 2:
         return rep, sim
-    texts = texts_at(flagged)
-    pairs = candidate_pairs(band_keys(texts, threshold, num_perm, shingle_words, seed))
+    pairs = candidate_pairs(keys)
     similarity = jaccard(texts, shingle_words, seed)
     sims = similarity(pairs)
     known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": sims})
     pairs = pairs[sims >= threshold]
     if not len(pairs):
         return rep, sim
-    parent = list(range(len(flagged)))
+    parent = list(range(total))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -218,15 +223,15 @@ def clusters(band_columns: Iterable[np.ndarray], texts_at: Callable[[np.ndarray]
         ra, rb = root(a), root(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([root(i) for i in range(len(flagged))], np.int64)
-    member = np.flatnonzero(roots != np.arange(len(flagged)))
-    rep[flagged[member]] = flagged[roots[member]]
+    roots = np.array([root(i) for i in range(total)], np.int64)
+    member = np.flatnonzero(roots != np.arange(total))
+    rep[member] = roots[member]
     asked = np.stack([roots[member], member], axis=1)  # each member with its cluster's first: mostly a
     found = (pl.DataFrame({"a": asked[:, 0], "b": asked[:, 1]})  # candidate pair already compared
              .join(known, on=["a", "b"], how="left", maintain_order="left")["s"].to_numpy().copy())
     missing = np.isnan(found)
     found[missing] = similarity(asked[missing])
-    sim[flagged[member]] = found.round(4)
+    sim[member] = found.round(4)
     return rep, sim
 
 

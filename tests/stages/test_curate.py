@@ -128,7 +128,7 @@ def test_chunk_size_and_worker_processes_do_not_change_the_result(tmp_path):
     records.write_parquet(tmp_path / "records.parquet")
     parts = Parts(tmp_path / "records.parquet", 4, tmp_path)  # as the stage runs it: files, worker processes
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        curated, rejected, stats = curate_parts(parts, P, None, None, partial(pooled, pool=pool, workers=2))
+        curated, rejected, stats = curate_parts(parts, P, None, None, partial(pooled, pool=pool, helpers=2))
     assert len(list(tmp_path.glob("ruled-*"))) == 10
     pooled_result = (curated.collect(), rejected.collect(), stats)
     for other in (tiny_chunks, pooled_result):
