@@ -25,11 +25,12 @@ import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+from polars.io.plugins import register_io_source
 from pandera.api.polars.types import PolarsData
 
 from stages.lib import neardup, pii
@@ -520,7 +521,7 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     """
     live_at = np.flatnonzero(live)
     copied = live_at[neardup.repeated(ids[live_at])]  # the few live rows whose text repeats
-    copies = parts.rows(copied, ["_i", "record_id", "label", "file", "line"])
+    copies = parts.rows(copied, ["_i", "record_id", "label", "source", "file", "line"])
     where = pl.format("{}:{}", pl.col("file"), pl.col("line"))
     ranked = copies.with_columns(
         n_labels=pl.col("label").n_unique().over("record_id"),
@@ -531,7 +532,7 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     )
     conflict = pl.col("n_labels") > 1
     exact = ranked.filter(conflict | (pl.col("copy") > 0)).select(
-        "_i",
+        "_i", "source", "label",
         d_rule=pl.when(conflict).then(pl.lit("label_conflict")).otherwise(pl.lit("duplicate")),
         d_column=pl.when(conflict).then(pl.lit("label")).otherwise(pl.lit("text")),
         d_reason=pl.when(conflict).then(pl.format("the same text has {} copies with labels {}; fix the labels at the "
@@ -542,7 +543,7 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     bands = range(neardup.lsh_shape(p.threshold, p.num_perm)[0])
     flagged = np.flatnonzero(keep)[neardup.shared(parts.band(b)[keep] for b in bands)]  # positions in live_at
     keys = np.stack([parts.band(b)[flagged] for b in bands], axis=1) if len(flagged) else np.zeros((0, len(bands)), np.uint64)
-    rows = parts.rows(live_at[flagged], ["_i", "record_id", "file", "line", "text"])
+    rows = parts.rows(live_at[flagged], ["_i", "record_id", "source", "label", "file", "line", "text"])
     rep, sim = neardup.clusters(keys, rows["text"].to_list(), p.threshold, p.shingle_words, p.seed)
     member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
     first = rows[rep[member]]
@@ -552,9 +553,10 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
         "d_column": ["text" if reject else None] * len(member),
         "d_reason": [f"near-duplicate of {w} (similarity {s:.2f})" if reject else None
                      for w, s in zip(first.select(where).to_series().to_list(), sim[member].tolist())],
-        "cluster": first["record_id"]}, schema=DECISIONS | {"cluster": pl.String})
+        "cluster": first["record_id"], "source": rows["source"].gather(member), "label": rows["label"].gather(member)},
+        schema=DECISIONS | {"cluster": pl.String, "source": pl.String, "label": pl.String})
     kept_clusters = 0 if reject else len(np.unique(rep[member]))
-    return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks]), kept_clusters
+    return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks], how="diagonal"), kept_clusters
 
 
 def task_schema(p: Params):
@@ -617,6 +619,12 @@ class Parts:
         else:  # scratch: uncompressed Arrow IPC, the cheapest to write and read back; the outputs are compressed once
             df.write_ipc(self.scratch / f"{name}.arrow", compression="uncompressed")
 
+    def drop(self, name: str) -> None:
+        if self.scratch is None:
+            del self.memory[name]
+        else:
+            (self.scratch / f"{name}.arrow").unlink()
+
     def scan(self, name: str) -> pl.LazyFrame:
         return self.memory[name].lazy() if self.scratch is None else pl.scan_ipc(self.scratch / f"{name}.arrow")
 
@@ -649,11 +657,16 @@ DECISIONS = {"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reas
 ORDER = f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`"
 
 
-def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray, tuple, pl.DataFrame, dict]:
+def counted(task: str) -> list[pl.Expr]:
+    """The keys of the stats' row counts: source, rule (null: curated) and label (classify only)."""
+    return [pl.col("source"), pl.col("rule"), pl.col("label") if task == "classify" else pl.lit(None, pl.String).alias("label")]
+
+
+def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray, tuple, pl.DataFrame, pl.DataFrame, dict]:
     """Pass 1 on chunk k (in a worker process): the row-local rules, then the LSH band keys of the rows
     they let through. Keeps the ruled chunk (ruled-k) and the keys (keys-k) in `parts`; returns what
     dedupe needs of each row (its record_id as a u64, whether no rule rejected it), the chunk's first
-    and last (file, line), its PII counts and the seconds per phase."""
+    and last (file, line), its PII counts, its row counts (counted) and the seconds per phase."""
     ruled, pii_table, timings = rule_chunk(parts.chunk(k), p)
     start = k * parts.chunk_rows
     ruled = ruled.with_columns(_i=pl.int_range(start, start + ruled.height, dtype=pl.Int64))
@@ -669,7 +682,7 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray,
     parts.put(f"ruled-{k:06d}", ruled)
     ends = (ruled.select("file", "line").row(0), ruled.select("file", "line").row(-1)) if ruled.height else ()
     ids = id_numbers(ruled["record_id"], strict=False).fill_null(0).to_numpy()  # rows with no id are not live
-    return ids, live.to_numpy(), ends, pii_table, timings
+    return ids, live.to_numpy(), ends, pii_table, ruled.group_by(*counted(p.task.name)).len(), timings
 
 
 def outcome(parts: Parts, k: int, decisions: pl.DataFrame) -> pl.LazyFrame:
@@ -685,50 +698,70 @@ def outcome(parts: Parts, k: int, decisions: pl.DataFrame) -> pl.LazyFrame:
         for c in ("text", "label", "messages", "chosen", "rejected") if c in names)
 
 
-def reject_pass(job: tuple[int, pl.DataFrame], parts: Parts, task: str) -> pl.DataFrame:
-    """Pass 2 on chunk k (in a worker process): its rejected rows (few) written to `parts` as rejected-k,
-    small files for the final sink (filtering the sparse rows out of the ruled chunks there would keep
-    every chunk's text in memory). Returns the chunk's counts per (source, rule, label) (curated: rule
-    null; label for classify only)."""
-    k, decisions = job
-    every = outcome(parts, k, decisions)
-    parts.put(f"rejected-{k:06d}", every.filter(pl.col("rule").is_not_null()).drop("cluster").collect())
-    label = pl.col("label") if task == "classify" else pl.lit(None, pl.String).alias("label")
-    return every.group_by("source", "rule", label).len().collect()
+def finish(parts: Parts, jobs: list[tuple[int, pl.DataFrame]], expected: dict[str, int]) -> Iterator[pl.DataFrame]:
+    """Pass 2, while the curated output is written: each chunk's outcome; its rejected rows (few) put to
+    `parts` as rejected-k, its curated rows yielded, then its ruled chunk dropped. Checks at the end that
+    the rows written add up to the stats (`expected`: curated and rejected counts)."""
+    written = dict.fromkeys(expected, 0)
+    for k, decisions in jobs:
+        every = outcome(parts, k, decisions).collect()
+        rejected = every.filter(pl.col("rule").is_not_null()).drop("cluster")
+        parts.put(f"rejected-{k:06d}", rejected)
+        parts.drop(f"ruled-{k:06d}")
+        curated = every.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
+        written["curated"] += curated.height
+        written["rejected"] += rejected.height
+        yield curated
+    if written != expected:
+        raise RuntimeError(f"curate accounting: wrote {written}, the stats say {expected}")
+
+
+def streamed(frames: Callable[[], Iterator[pl.DataFrame]], schema: pl.Schema) -> pl.LazyFrame:
+    """A lazy frame over the frames that `frames()` yields (a polars IO source): sunk as they come."""
+    def source(with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
+        for df in frames():
+            yield df if with_columns is None else df.select(with_columns)
+    return register_io_source(source, schema=schema)
 
 
 def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: dict | None = None,
                  mapper: Callable = map) -> tuple[pl.LazyFrame, pl.LazyFrame, dict]:
     """The core, a chunk at a time: records in (file, line) order -> (curated, rejected), lazy frames over
-    the chunks in `parts` (sink or collect them while `parts` exists), and the stats.
+    the chunks in `parts`, and the stats. Sink or collect curated first (pass 2 writes the rejected
+    parts as it goes), then rejected, while `parts` exists.
 
-    `mapper` runs the passes over the chunks (map, or pooled across processes). Only a few chunks'
+    `mapper` runs pass 1 over the chunks (map, or pooled across processes). Only a few chunks'
     text is in memory at a time, plus 9 bytes per record for dedupe (and one band of keys while it runs).
     """
     check_params(p)
-    ids, live, ends, pii_tables = [], [], [], []
+    ids, live, ends, pii_tables, counts = [], [], [], [], []
     n = parts.count()
-    for chunk_ids, chunk_live, chunk_ends, pii_table, spent in mapper(
+    for chunk_ids, chunk_live, chunk_ends, pii_table, chunk_counts, spent in mapper(
             functools.partial(rules_pass, parts=parts, p=p), range(n)):
         add_times(timings, spent)
-        ids.append(chunk_ids), live.append(chunk_live), pii_tables.append(pii_table)  # noqa: E401
+        ids.append(chunk_ids), live.append(chunk_live), pii_tables.append(pii_table), counts.append(chunk_counts)  # noqa: E401
         ends.extend(chunk_ends)
     if ends != sorted(ends):  # each chunk is in order (rules_pass): so is the whole if their ends are
         raise UserError(ORDER)
     ids, live = np.concatenate(ids), np.concatenate(live)
     with phase(timings, "dedupe"):
         decisions, kept_clusters = dedupe(ids, live, parts, p.curate.near_duplicates)
-    by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
-    jobs = [(k, by_chunk.get((k,), decisions.clear())) for k in range(n)]
-    counts = pl.concat(mapper(functools.partial(reject_pass, parts=parts, task=p.task.name), jobs))
-    counts = counts.group_by("source", "rule", "label").agg(pl.col("len").sum())
-    if counts["len"].sum() != len(ids):
-        raise RuntimeError(f"curate accounting: {counts['len'].sum()} curated + rejected != {len(ids)} records")
+    moved = (decisions.filter(pl.col("d_rule").is_not_null()).with_columns(rule=pl.col("d_rule"))  # rows dedupe
+             .group_by(*counted(p.task.name)).agg(len=pl.len().cast(pl.Int64)))  # rejects: from curated to their rule
+    counts = pl.concat([*counts, moved.with_columns(rule=pl.lit(None, pl.String), len=-pl.col("len")), moved],
+                       how="vertical_relaxed")
+    counts = counts.group_by("source", "rule", "label").agg(pl.col("len").sum()).filter(pl.col("len") != 0)
     pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
-    curated = pl.concat([outcome(parts, k, chunk).filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
-                         for k, chunk in jobs])
-    rejected = pl.concat([parts.scan(f"rejected-{k:06d}") for k in range(n)])
-    return curated, rejected, curate_stats(counts, pii_table, kept_clusters, ingest_stats)
+    stats = curate_stats(counts, pii_table, kept_clusters, ingest_stats)
+    by_chunk = decisions.select(*DECISIONS, "cluster").with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by(
+        "k", as_dict=True, include_key=False)
+    jobs = [(k, by_chunk.get((k,), decisions.select(*DECISIONS, "cluster").clear())) for k in range(n)]
+    every = outcome(parts, 0, jobs[0][1]).collect_schema()
+    curated = streamed(lambda: finish(parts, jobs, {"curated": stats["curated"], "rejected": stats["rejected"]}),
+                       pl.Schema({c: t for c, t in every.items() if c not in ("rule", "reason", "column")}))
+    rejected = streamed(lambda: (parts.scan(f"rejected-{k:06d}").collect() for k in range(n)),
+                        pl.Schema({c: t for c, t in every.items() if c != "cluster"}))
+    return curated, rejected, stats
 
 
 def curate(records: pl.DataFrame, p: Params, ingest_stats: dict | None = None,
