@@ -115,6 +115,12 @@ def read_json(path: str | Path) -> Any:
     return orjson.loads(Path(path).read_bytes())
 
 
+# Parquet compression of the row tables that the next stage reads whole (ingest, curate): snappy writes
+# about twice as fast as zstd and reads faster (1M bench: 1.5 s of 23 s), for files ~40% bigger. The
+# training data (split, tokenize) and small tables keep zstd.
+HANDOFF = "snappy"
+
+
 def write_parquet(df: "polars.DataFrame", path: str | Path) -> None:  # noqa: F821
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, compression="zstd", statistics=False)
