@@ -26,12 +26,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandera.polars as pa
 import polars as pl
 from polars.io.plugins import register_io_source
-from pandera.api.polars.types import PolarsData
 
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
@@ -39,6 +38,10 @@ from stages.lib.files import HANDOFF, atomic_paths, read_json, scratch_dir, writ
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import id_numbers, not_ascii, plain
+
+if TYPE_CHECKING:  # pandera is imported where the schemas are built: a second of start-up that the main
+    import pandera.polars as pa  # process would otherwise spend before its worker processes start
+    from pandera.api.polars.types import PolarsData
 
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")
@@ -97,6 +100,7 @@ class Params:
 @functools.lru_cache(maxsize=8)
 def classify_model(labels: tuple[str, ...], min_chars: int, max_chars: int) -> type[pa.DataFrameModel]:
     """The `classify` task's schema: a non-blank text within bounds and a label from the taxonomy."""
+    import pandera.polars as pa
 
     class ClassifyRecord(pa.DataFrameModel):
         record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
@@ -148,6 +152,7 @@ def within_chars(data: PolarsData, max_chars: int) -> pl.LazyFrame:
 @functools.lru_cache(maxsize=8)
 def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
     """The `sft` task's schema: `messages` = [{role, content}], roles in order, ending with the assistant."""
+    import pandera.polars as pa
 
     class SftRecord(pa.DataFrameModel):
         record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
@@ -185,6 +190,8 @@ def prompt_key(col: str) -> pl.Expr:
 def preference_model(max_chars: int) -> type[pa.DataFrameModel]:
     """The `preference` task's schema: two conversations (chosen, rejected) that end with the assistant,
     share their prompt (every turn before the final answer) and differ in that answer."""
+    import pandera.polars as pa
+
     class PreferenceRecord(pa.DataFrameModel):
         record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
         chosen: MESSAGES = pa.Field(nullable=False)
@@ -291,6 +298,8 @@ def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFram
 
 def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
     """Row index -> (rule, column) of the first failing schema check, in RULES order."""
+    import pandera.polars as pa
+
     empty = pl.DataFrame(schema={"index": pl.Int64, "rule": pl.String, "column": pl.String})
     try:
         schema.validate(df, lazy=True)
