@@ -641,11 +641,14 @@ class Parts:
         """`columns` of the rows `_i` in `at` (sorted) of the ruled chunks, in that order."""
         bounds = np.searchsorted(at, np.arange(self.count() + 1) * self.chunk_rows)
         frames = [self.scan("ruled-000000").select(columns).head(0).collect()]
-        for k in np.flatnonzero(np.diff(bounds)).tolist():
-            wanted = pl.Series(at[bounds[k]:bounds[k + 1]], dtype=pl.Int64).implode()
-            found = self.scan(f"ruled-{k:06d}").filter(pl.col("_i").is_in(wanted)).select(columns).collect()
-            # a copy: the filtered strings would keep the whole chunk's buffers alive (every chunk: 6 GB at 10M rows)
-            frames.append(pl.DataFrame(found.to_dict(as_series=False), schema=found.schema))
+        chunks = np.flatnonzero(np.diff(bounds)).tolist()
+        for start in range(0, len(chunks), ROWS_BATCH):  # a few chunks read at once, in parallel
+            for found in pl.collect_all([
+                    self.scan(f"ruled-{k:06d}").select(*dict.fromkeys([*columns, "_i"]))
+                    .filter(pl.col("_i").is_in(pl.Series(at[bounds[k]:bounds[k + 1]], dtype=pl.Int64).implode()))
+                    .select(columns) for k in chunks[start:start + ROWS_BATCH]]):
+                # a copy: the filtered strings would keep the whole chunk's buffers alive (6 GB at 10M rows)
+                frames.append(pl.DataFrame(found.to_dict(as_series=False), schema=found.schema))
         return pl.concat(frames)
 
     def put_keys(self, k: int, keys: np.ndarray) -> None:
@@ -662,6 +665,7 @@ class Parts:
         return neardup.load_band([self.scratch / f"keys-{k:06d}.npy" for k in range(self.count())], b)
 
 
+ROWS_BATCH = 4  # chunks that Parts.rows reads at once (their text buffers are in memory together)
 DECISIONS = {"_i": pl.Int64, "d_rule": pl.String, "d_column": pl.String, "d_reason": pl.String}
 ORDER = f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`"
 
