@@ -23,6 +23,7 @@ import json
 import re
 import string
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterator
@@ -716,15 +717,19 @@ def finish(parts: Parts, jobs: list[tuple[int, pl.DataFrame]], expected: dict[st
     `parts` as rejected-k, its curated rows yielded, then its ruled chunk dropped. Checks at the end that
     the rows written add up to the stats (`expected`: curated and rejected counts)."""
     written = dict.fromkeys(expected, 0)
-    for k, decisions in jobs:
-        every = outcome(parts, k, decisions).collect()
-        rejected = every.filter(pl.col("rule").is_not_null()).drop("cluster")
-        parts.put(f"rejected-{k:06d}", rejected)
-        parts.drop(f"ruled-{k:06d}")
-        curated = every.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
-        written["curated"] += curated.height
-        written["rejected"] += rejected.height
-        yield curated
+    drops = []
+    with ThreadPoolExecutor(1) as dropper:  # deleting a big file takes a while (the disk discards it): aside
+        for k, decisions in jobs:
+            every = outcome(parts, k, decisions).collect()
+            rejected = every.filter(pl.col("rule").is_not_null()).drop("cluster")
+            parts.put(f"rejected-{k:06d}", rejected)
+            drops.append(dropper.submit(parts.drop, f"ruled-{k:06d}"))
+            curated = every.filter(pl.col("rule").is_null()).drop("rule", "reason", "column")
+            written["curated"] += curated.height
+            written["rejected"] += rejected.height
+            yield curated
+    for done in drops:
+        done.result()
     if written != expected:
         raise RuntimeError(f"curate accounting: wrote {written}, the stats say {expected}")
 
