@@ -204,11 +204,14 @@ def parse_lines(lines: list[bytes | None], lengths: list[int], n: int, offset: i
 BLOCK_BYTES = 1 << 24  # JSONL files are read in blocks of this many bytes
 
 
-def _tidy(lines: list[bytes], lengths: list[int], limit: int, first: bool) -> tuple[list[bytes | None], list[int]]:
-    """Lines without CR (and line 1 without a UTF-8 BOM); None for a line whose length is over `limit`."""
+def _tidy(lines: list[bytes], lengths: list[int], limit: int, first: bool, cr: bool = True
+          ) -> tuple[list[bytes | None], list[int]]:
+    """Lines without CR (`cr`: some may end with one) and line 1 without a UTF-8 BOM; None for a line
+    whose length is over `limit`."""
     if first:
         lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")
-    lines = [line.removesuffix(b"\r") for line in lines]
+    if cr:
+        lines = [line.removesuffix(b"\r") for line in lines]
     if max(lengths) > limit:
         lines = [None if length > limit else line for line, length in zip(lines, lengths)]
     return lines, lengths
@@ -230,7 +233,7 @@ def iter_lines(path: Path, max_line_bytes: int, block_bytes: int = BLOCK_BYTES
             lengths = [len(line) + 1 for line in lines]
             lengths[0] += head_length
             lines[0] = head + lines[0]
-            yield _tidy(lines, lengths, max_line_bytes + 1, first)
+            yield _tidy(lines, lengths, max_line_bytes + 1, first, b"\r" in block or head.endswith(b"\r"))
             head, head_length, first = tail[:max_line_bytes + 1], len(tail), False
         if head_length:  # the last line has no end
             yield _tidy([head], [head_length], max_line_bytes, first)
