@@ -35,7 +35,7 @@ from polars.io.plugins import register_io_source
 
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
-from stages.lib.files import HANDOFF, atomic_paths, read_json, scratch_dir, write_json
+from stages.lib.files import HANDOFF, atomic_paths, synced_while_written, read_json, scratch_dir, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import id_numbers, not_ascii, plain
@@ -834,7 +834,8 @@ def main() -> None:
         with process_map(min(os.cpu_count() or 1, parts.count())) as mapper:
             curated, rejected, stats = curate_parts(parts, params, read_json(INGEST_STATS), timings, mapper)
         for frame, tmp in zip((curated, rejected), tmps):
-            frame.sink_parquet(tmp, compression=HANDOFF, statistics=False)
+            with synced_while_written(tmp):
+                frame.sink_parquet(tmp, compression=HANDOFF, statistics=False)
     write_json(OUT / "stats.json", stats)
     print(f"curate: {stats['records']} records -> {stats['curated']} curated, {stats['rejected']} rejected "
           f"({', '.join(f'{k} {v}' for k, v in stats['rejected_by_rule'].items() if v)})")

@@ -37,7 +37,7 @@ from polars.io.plugins import register_io_source
 
 from stages.lib import chat
 from stages.lib.errors import UserError, run
-from stages.lib.files import HANDOFF, atomic_paths, scratch_dir, write_json
+from stages.lib.files import HANDOFF, atomic_paths, synced_while_written, scratch_dir, write_json
 from stages.lib.params import DataParams, SourceParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import record_ids
@@ -511,7 +511,8 @@ def main() -> None:
             done = lambda i: len(per_file) > i or reading.done()  # noqa: E731
             records = register_io_source(lambda *_: streamed_parts(parts, "records", len(jobs), done),
                                          schema=RECORDS_SCHEMA)
-            records.sink_parquet(tmps[0], compression=HANDOFF, statistics=False)
+            with synced_while_written(tmps[0]):
+                records.sink_parquet(tmps[0], compression=HANDOFF, statistics=False)
             reading.result()  # a worker's error, if any (the records written so far are discarded)
         stats = summarize(params, per_file)
         pl.DataFrame(schema=QUARANTINE_SCHEMA).write_ipc(parts / "quarantine-empty.arrow")

@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +33,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def synced_while_written(path: Path, seconds: float = 0.5) -> Iterator[None]:
+    """While the block writes `path` (through a library's own file handle), a side thread flushes what
+    is written so far to disk every `seconds`, so that the fsync of atomic_path finds little left."""
+    stop = threading.Event()
+
+    def flush() -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            while not stop.wait(seconds):
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    flusher = threading.Thread(target=flush, daemon=True)
+    flusher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        flusher.join()
 
 
 @contextlib.contextmanager
