@@ -843,4 +843,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, OUT)
+    run(main, OUT, fast_exit=True)

@@ -524,4 +524,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, OUT)
+    run(main, OUT, fast_exit=True)
