@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from polars.io.plugins import register_io_source
 
 from stages.lib import neardup, pii
 from stages.lib.errors import UserError, run
-from stages.lib.files import HANDOFF, atomic_paths, synced_while_written, read_json, scratch_dir, write_json
+from stages.lib.files import HANDOFF, atomic_paths, read_json, scratch_dir, streamed, synced_while_written, write_json
 from stages.lib.params import DataParams, TaskParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import id_numbers, not_ascii, plain
@@ -732,14 +731,6 @@ def finish(parts: Parts, jobs: list[tuple[int, pl.DataFrame]], expected: dict[st
         done.result()
     if written != expected:
         raise RuntimeError(f"curate accounting: wrote {written}, the stats say {expected}")
-
-
-def streamed(frames: Callable[[], Iterator[pl.DataFrame]], schema: pl.Schema) -> pl.LazyFrame:
-    """A lazy frame over the frames that `frames()` yields (a polars IO source): sunk as they come."""
-    def source(with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
-        for df in frames():
-            yield df if with_columns is None else df.select(with_columns)
-    return register_io_source(source, schema=schema)
 
 
 def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: dict | None = None,

@@ -33,11 +33,10 @@ from typing import Iterator
 
 import orjson
 import polars as pl
-from polars.io.plugins import register_io_source
 
 from stages.lib import chat
 from stages.lib.errors import UserError, run
-from stages.lib.files import HANDOFF, atomic_paths, synced_while_written, scratch_dir, write_json
+from stages.lib.files import HANDOFF, atomic_paths, scratch_dir, streamed, synced_while_written, write_json
 from stages.lib.params import DataParams, SourceParams, check_license, load_params
 from stages.lib.pool import process_map
 from stages.lib.records import record_ids
@@ -507,10 +506,14 @@ def main() -> None:
         per_file: list[tuple[str, dict]] = []
         with (process_map(min(os.cpu_count() or 1, len(jobs)) if size > PARALLEL_BYTES else 1) as mapper,
               ThreadPoolExecutor(1) as thread):
-            reading = thread.submit(lambda: per_file.extend(mapper(write_file_parts, jobs)))
+
+            def read_all() -> None:
+                for counts in mapper(write_file_parts, jobs):
+                    per_file.append(counts)  # in order: file i is done once per_file holds i + 1 entries
+
+            reading = thread.submit(read_all)
             done = lambda i: len(per_file) > i or reading.done()  # noqa: E731
-            records = register_io_source(lambda *_: streamed_parts(parts, "records", len(jobs), done),
-                                         schema=RECORDS_SCHEMA)
+            records = streamed(lambda: streamed_parts(parts, "records", len(jobs), done), pl.Schema(RECORDS_SCHEMA))
             with synced_while_written(tmps[0]):
                 records.sink_parquet(tmps[0], compression=HANDOFF, statistics=False)
             reading.result()  # a worker's error, if any (the records written so far are discarded)

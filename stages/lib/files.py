@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Iterator
 
 import orjson
@@ -33,6 +34,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def streamed(frames: "Callable[[], Iterator[polars.DataFrame]]", schema: "polars.Schema") -> "polars.LazyFrame":  # noqa: F821
+    """A lazy frame over the frames that `frames()` yields (a polars IO source): a sink writes each as it
+    comes, so an output can be written while it is still being made."""
+    from polars.io.plugins import register_io_source
+
+    def source(with_columns, predicate, n_rows, batch_size):
+        for df in frames():
+            yield df if with_columns is None else df.select(with_columns)
+    return register_io_source(source, schema=schema)
 
 
 @contextlib.contextmanager
