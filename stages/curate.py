@@ -551,7 +551,7 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     keep[np.searchsorted(live_at, exact["_i"].to_numpy())] = False
     bands = range(neardup.lsh_shape(p.threshold, p.num_perm)[0])
     flagged = np.flatnonzero(keep)[neardup.shared(parts.band(b)[keep] for b in bands)]  # positions in live_at
-    keys = np.stack([parts.band(b)[flagged] for b in bands], axis=1) if len(flagged) else np.zeros((0, len(bands)), np.uint64)
+    keys = np.stack([parts.band(b)[flagged] for b in bands], axis=1)
     rows = parts.rows(live_at[flagged], ["_i", "record_id", "source", "label", "file", "line", "text"])
     rep, sim = neardup.clusters(keys, rows["text"].to_list(), p.threshold, p.shingle_words, p.seed)
     member = np.flatnonzero(rep != np.arange(len(rep)))  # in a cluster whose first record is another one
@@ -762,9 +762,9 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
     counts = counts.group_by("source", "rule", "label").agg(pl.col("len").sum()).filter(pl.col("len") != 0)
     pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
     stats = curate_stats(counts, pii_table, kept_clusters, ingest_stats)
-    by_chunk = decisions.select(*DECISIONS, "cluster").with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by(
-        "k", as_dict=True, include_key=False)
-    jobs = [(k, by_chunk.get((k,), decisions.select(*DECISIONS, "cluster").clear())) for k in range(n)]
+    decisions = decisions.select(*DECISIONS, "cluster")
+    by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
+    jobs = [(k, by_chunk.get((k,), decisions.clear())) for k in range(n)]
     every = outcome(parts, 0, jobs[0][1]).collect_schema()
     curated = streamed(lambda: finish(parts, jobs, {"curated": stats["curated"], "rejected": stats["rejected"]}),
                        pl.Schema({c: t for c, t in every.items() if c not in ("rule", "reason", "column")}))

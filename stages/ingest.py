@@ -497,9 +497,8 @@ def streamed_parts(parts: Path, name: str, files: int, done: Callable[[int], boo
 
 def main() -> None:
     params = load_params(Params)
-    outs = {name: OUT / f"{name}.parquet" for name in ("records", "quarantine")}
     # the scratch parts are removed before the outputs are synced: else the sync writes them to disk too
-    with atomic_paths(outs.values()) as tmps, scratch_dir(OUT) as parts:
+    with atomic_paths([OUT / "records.parquet", OUT / "quarantine.parquet"]) as tmps, scratch_dir(OUT) as parts:
         files = assign_files(Path(params.data.raw_dir), params.data.sources)
         jobs = [(i, path, src, params.ingest, parts) for i, (path, src) in enumerate(files)]
         size = sum(path.stat().st_size for path, _ in files if path.is_file())

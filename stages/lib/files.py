@@ -41,9 +41,17 @@ def streamed(frames: "Callable[[], Iterator[polars.DataFrame]]", schema: "polars
     comes, so an output can be written while it is still being made."""
     from polars.io.plugins import register_io_source
 
-    def source(with_columns, predicate, n_rows, batch_size):
+    def source(with_columns, predicate, n_rows, batch_size):  # what polars pushes down must be applied here
+        left = n_rows
         for df in frames():
-            yield df if with_columns is None else df.select(with_columns)
+            df = df if predicate is None else df.filter(predicate)
+            df = df if with_columns is None else df.select(with_columns)
+            if left is not None:
+                df = df.head(left)
+                left -= df.height
+            yield df
+            if left == 0:
+                return
     return register_io_source(source, schema=schema)
 
 

@@ -15,7 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 
 def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, helpers: int) -> Iterator:
     """map(fn, items), in order: the pool's `helpers` processes and one thread here each take the next item
-    as soon as they are free; results that finish early wait (at most one per worker) for their turn."""
+    as soon as they are free; results that finish early wait for their turn, and at most 2 x (helpers + 1)
+    items are handed out and not yet taken (bounded memory)."""
     todo, n, turn = iter(items), 0, 0
     running: dict[Future, int] = {}  # -> the item's number
     mine: set[Future] = set()  # those of them that run here
@@ -23,6 +24,8 @@ def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, helpers: in
     with ThreadPoolExecutor(1) as here:
         while True:
             for spare in [pool] * (helpers - len(running) + len(mine)) + [here] * (not mine):
+                if len(running) + len(finished) >= 2 * (helpers + 1):
+                    break
                 item = next(todo, running)  # `running` marks the end
                 if item is running:
                     break
