@@ -320,12 +320,11 @@ def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
 
 def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
     """The non-schema rules: name -> (fails, reason), as polars expressions over a record
-    (with the `_words`, `_spaces` and `_max_run` columns that apply_rules adds)."""
+    (with the `_symbols`, `_spaces`, `_words` and `_max_run` columns of `measures`)."""
     c = p.curate
     text = pl.col("text").fill_null("")
-    words = pl.col("_words")  # computed once by apply_rules (used by two rules)
+    words, symbols = pl.col("_words"), pl.col("_symbols")
     visible = text.str.len_chars() - pl.col("_spaces")
-    symbols = text.str.count_matches(r"[^\w\s]")
     letters = text.str.count_matches(r"[^\W\d_]")
     scripts = "".join(rf"\p{{{s}}}" for s in c.scripts)
     in_script = text.str.count_matches(rf"[{scripts}]") if c.scripts else letters
@@ -358,8 +357,8 @@ def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
 def spaces_and_words(texts: pl.Series) -> pl.DataFrame:
     """Per text, `_spaces` (whitespace characters) and `_words` (runs of non-whitespace).
 
-    For plain texts (records.plain) a literal count of spaces (a fast byte scan) gives both;
-    regular expressions count the others.
+    For plain texts (records.plain) a literal count of spaces gives both; regular expressions count
+    the others.
     """
     text = pl.col("text")
     df = pl.DataFrame({"text": texts.fill_null("")}).with_row_index("_row")
@@ -367,6 +366,37 @@ def spaces_and_words(texts: pl.Series) -> pl.DataFrame:
         "_row", "_spaces", _words=pl.when("_empty").then(0).otherwise(pl.col("_spaces") + 1))
     slow = df.filter(~plain(text)).select("_row", _spaces=text.str.count_matches(r"\s"), _words=text.str.count_matches(r"\S+"))
     return pl.concat([fast, slow]).sort("_row").select(pl.col("_spaces", "_words").cast(pl.Int64))
+
+
+def measures(texts: pl.Series, p: Params, timings: dict | None = None) -> tuple[pl.DataFrame, np.ndarray]:
+    """What the quality rules count in each text (`_symbols`, `_spaces`, `_words`, `_max_run`) and its LSH
+    band keys (neardup.band_keys), from one cut of the text into words.
+
+    Most texts are simple: plain (records.plain) and without symbols, so ASCII words with one space
+    between them. Cut at spaces once (polars), their words are what the rules count (spaces = words - 1)
+    and what near-duplicate detection hashes (there is nothing else to cut at), and only a text with a
+    word longer than curate.max_char_run can hold a longer run of one character. The other texts are
+    counted by regular expressions (spaces_and_words, max_char_run) and cut by neardup.words.
+    """
+    text, nd = pl.col("text"), p.curate.near_duplicates
+    with phase(timings, "rules"):
+        df = pl.DataFrame({"text": texts.fill_null("")}).with_row_index("_row").with_columns(
+            _symbols=text.str.count_matches(r"[^\w\s]").cast(pl.Int64))
+        df = df.with_columns(_simple=plain(text) & (pl.col("_symbols") == 0))
+        simple, other = df.filter("_simple"), df.filter(~pl.col("_simple"))
+        words = simple["text"].str.to_lowercase().str.split(" ")
+        counted = pl.concat([
+            simple.select("_row", "_symbols", _words=pl.when(text == "").then(0).otherwise(words.list.len()).cast(pl.Int64),
+                          _long=words.list.eval(pl.element().str.len_bytes()).list.max() > p.curate.max_char_run),
+            pl.concat([other.select("_row", "_symbols", _long=True), spaces_and_words(other["text"])], how="horizontal"),
+        ], how="diagonal").sort("_row").with_columns(_spaces=pl.coalesce("_spaces", (pl.col("_words") - 1).clip(0)))
+        runs = counted["_long"].arg_true()
+        max_run = pl.zeros(len(df), pl.Int64, eager=True).scatter(runs, max_char_run(df["text"].gather(runs), p.curate.max_char_run))
+    with phase(timings, "dedupe"):
+        keys = np.zeros((len(df), neardup.lsh_shape(nd.threshold, nd.num_perm)[0]), np.uint64)
+        for rows, cut in ((simple["_row"], words), (other["_row"], other["text"])):
+            keys[rows.to_numpy()] = neardup.band_keys(cut, nd.threshold, nd.num_perm, nd.shingle_words, nd.seed)
+    return counted.select("_symbols", "_spaces", "_words", _max_run=max_run), keys
 
 
 def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
@@ -424,15 +454,13 @@ def phase(timings: dict | None, name: str):
         add_time(timings, name, time.perf_counter() - start)
 
 
-def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFrame:
+def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, measured: pl.DataFrame, p: Params) -> pl.DataFrame:
     """Adds `rule` (first failing rule or null), `reason` and `column` to every record.
 
-    `failed` holds the schema failures (schema_failures) of the same rows.
+    `failed` holds the schema failures (schema_failures) of the same rows, `measured` their counts (measures).
     """
     exprs = rule_exprs(p)
-    df = pl.concat([df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64),
-                                                            _max_run=max_char_run(df["text"], p.curate.max_char_run)),
-                    spaces_and_words(df["text"])], how="horizontal")
+    df = pl.concat([df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64)), measured], how="horizontal")
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
     # Each rule's test runs once; the costly charset test only on texts that are not plain ASCII.
     cheap = [name for name in ["forget", "license"] + QUALITY_RULES if name != "charset"]
@@ -468,7 +496,7 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, p: Params) -> pl.DataFra
         column = pl.when(pl.col("rule") == name).then(col).otherwise(column)
     failing = df.filter(pl.col("rule").is_not_null()).select("index", _reason=reason, _column=column)
     df = df.join(failing, on="index", how="left").rename({"_reason": "reason", "_column": "column"})
-    return df.drop("index", "_max_run", "_words", "_spaces", "_schema_rule", "_schema_col")
+    return df.drop("index", *measured.columns, "_schema_rule", "_schema_col")
 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
@@ -577,9 +605,10 @@ def task_schema(p: Params):
     return classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
 
 
-def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dict]:
     """The row-local rules on one chunk (PII, the pandera schema, quality rules): adds rule, reason,
-    column, pii; returns the chunk, its PII counts and seconds per phase. Runs in worker processes."""
+    column, pii; returns the chunk, its rows' LSH band keys (measures), its PII counts and seconds per
+    phase. Runs in worker processes."""
     timings: dict[str, float] = {}
     chat = p.task.name in TASK_RECORDS
     if chat:
@@ -592,14 +621,15 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, pl.DataFra
             staged = redact_messages(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
         failed = schema_failures(staged.select("record_id", *TASK_COLUMNS[p.task.name]), schema)
+    measured, keys = measures(staged["text"], p, timings)
     with phase(timings, "rules"):
-        ruled = apply_rules(staged, failed, p)
+        ruled = apply_rules(staged, failed, measured, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
         if chat:
             rejected_rows = [i for i in found if ruled["rule"][i] is not None]
             ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
-    return ruled, pii_table, timings
+    return ruled, keys, pii_table, timings
 
 
 @dataclass(frozen=True)
@@ -680,18 +710,15 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray,
     they let through. Keeps the ruled chunk (ruled-k) and the keys (keys-k) in `parts`; returns what
     dedupe needs of each row (its record_id as a u64, whether no rule rejected it), the chunk's first
     and last (file, line), its PII counts, its row counts (counted) and the seconds per phase."""
-    ruled, pii_table, timings = rule_chunk(parts.chunk(k), p)
+    ruled, keys, pii_table, timings = rule_chunk(parts.chunk(k), p)
     start = k * parts.chunk_rows
     ruled = ruled.with_columns(_i=pl.int_range(start, start + ruled.height, dtype=pl.Int64))
     file, line = pl.col("file"), pl.col("line")
     in_order = (file > file.shift()) | ((file == file.shift()) & (line >= line.shift()))
     if not ruled.select(in_order.fill_null(True).all()).item():
         raise UserError(ORDER)
-    nd = p.curate.near_duplicates
     live = ruled["rule"].is_null()
-    with phase(timings, "dedupe"):
-        parts.put_keys(k, neardup.band_keys(ruled["text"].filter(live), nd.threshold, nd.num_perm,
-                                            nd.shingle_words, nd.seed))
+    parts.put_keys(k, keys[live.to_numpy()])
     parts.put(f"ruled-{k:06d}", ruled)
     ends = (ruled.select("file", "line").row(0), ruled.select("file", "line").row(-1)) if ruled.height else ()
     ids = id_numbers(ruled["record_id"], strict=False).fill_null(0).to_numpy()  # rows with no id are not live

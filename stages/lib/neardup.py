@@ -1,7 +1,7 @@
 """Near-duplicates with MinHash + LSH, vectorized: shared by curate (clusters) and split (leakage).
 
-Texts are lower-cased and cut into words (polars), word n-grams are hashed
-(polars), and rensa computes the MinHash signatures from the flat hash buffer.
+Texts are lower-cased and cut into words (polars; `words`), word n-grams are
+hashed (polars), and rensa computes the MinHash signatures from the flat hash buffer.
 LSH banding (bands x rows of the signature, chosen from the threshold) finds
 candidate pairs; a pair counts when the exact Jaccard similarity of the two
 texts' n-gram sets reaches the threshold. No Python loop runs over all texts:
@@ -32,16 +32,25 @@ MISS_WEIGHT = 0.85  # lsh_shape: a missed pair costs about 6x a needless compari
 SEPARATORS = [c for c in string.punctuation if c != "_"] + ["\n", "\t", "\r"]
 
 
+def words(texts: list[str | None] | pl.Series) -> pl.Series:
+    """Each text's words, as near-duplicate detection sees them: the lower-cased text cut at whitespace
+    and punctuation (polars). May hold empty strings, which token_hashes skips."""
+    return (pl.Series(texts, dtype=pl.String).fill_null("").str.to_lowercase()
+            .str.replace_many(SEPARATORS, [" "] * len(SEPARATORS)).str.split(" "))
+
+
+def _words(texts: list[str | None] | pl.Series) -> pl.Series:
+    """texts, or their words (a list column, as made by `words`), as words."""
+    return texts if isinstance(texts, pl.Series) and texts.dtype == pl.List(pl.String) else words(texts)
+
+
 def token_hashes(texts: list[str | None] | pl.Series, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Flat u64 hashes of each text's word n-grams, and row offsets (a text with fewer words: its words).
 
-    Words: lower-cased text split at whitespace and punctuation (polars); each word is
-    hashed by polars and n-grams are combined from word hashes in numpy, so no
-    string is built per n-gram.
+    `texts`: texts, or their words (`words`). Each word is hashed by polars and n-grams are combined
+    from word hashes in numpy, so no string is built per n-gram.
     """
-    words = (pl.Series(texts, dtype=pl.String).fill_null("").str.to_lowercase()
-             .str.replace_many(SEPARATORS, [" "] * len(SEPARATORS)).str.split(" "))
-    hashed = words.list.eval(pl.element().filter(pl.element() != "").hash(seed))
+    hashed = _words(texts).list.eval(pl.element().filter(pl.element() != "").hash(seed))
     lengths = hashed.list.len().to_numpy().astype(np.int64)
     flat = hashed.explode().drop_nulls().to_numpy()
     if n > 1 and len(flat) >= n:  # n-grams in place of words, in order; a text with fewer words keeps its words
@@ -102,7 +111,8 @@ def _matrix(flat: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int):
 def band_keys(texts: list[str | None] | pl.Series, threshold: float, num_perm: int, shingle_words: int,
               seed: int) -> np.ndarray:
     """One u64 key per LSH band (lsh_shape) of each text's MinHash signature (equal bands give equal keys);
-    shape (texts, bands) even for no texts. DIGEST_BATCH texts at a time: rensa hands rows out as lists."""
+    shape (texts, bands) even for no texts. `texts`: texts, or their words (`words`). DIGEST_BATCH texts
+    at a time: rensa hands rows out as lists."""
     bands, rows = lsh_shape(threshold, num_perm)
     out = [np.zeros((0, bands), np.uint64)]
     for start in range(0, len(texts), DIGEST_BATCH):

@@ -61,14 +61,3 @@ TRICKY = st.text(alphabet=list("aZ1. ") + ["\t", "\n", "\r", "\x0b", "\x0c", "\x
 @given(st.lists(st.one_of(st.none(), TRICKY), max_size=20))
 def test_record_ids_fast_path_equals_record_id(texts):
     assert record_ids(texts) == [record_id(t) for t in texts]
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(TRICKY, max_size=20))
-def test_spaces_and_words_fast_path_equals_regex_counts(texts):
-    from stages.curate import spaces_and_words
-
-    got = spaces_and_words(pl.Series(texts, dtype=pl.String))
-    text = pl.Series(texts, dtype=pl.String)
-    assert got["_spaces"].to_list() == text.str.count_matches(r"\s").to_list()
-    assert got["_words"].to_list() == text.str.count_matches(r"\S+").to_list()

@@ -1,15 +1,20 @@
 import dataclasses
 import multiprocessing
+import re
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, curate_parts,
-                           Parts, sft_model)
+                           Parts, measures, sft_model)
 from stages.ingest import RECORDS_SCHEMA
 from stages.lib.pool import pooled
+from stages.lib import neardup
 from stages.lib.errors import UserError
 from stages.lib.params import DataParams, ForgetParams, TaskParams
 from stages.lib.records import record_ids
@@ -35,6 +40,28 @@ def frame(rows, license="CC0-1.0"):
 
 def rules_of(rejected: pl.DataFrame) -> dict[int, str]:
     return dict(zip(rejected["line"].to_list(), rejected["rule"].to_list()))
+
+
+# Plain words and runs (the fast path), and what it must leave to the regular expressions: whitespace that
+# Python and polars disagree on (\x1c-\x1f, \x85), doubled spaces, symbols, case folding beyond ASCII.
+WORD = st.one_of(st.text(alphabet="abZ_1", min_size=1, max_size=9), st.builds(str.__mul__, st.sampled_from("aZ1"), st.integers(1, 9)))
+SIMPLE = st.lists(WORD, max_size=8).map(" ".join)
+TRICKY = st.text(alphabet=list("aZ1._ ") + ["\t", "\n", "\r", "\x0b", "\x1c", "\x01", "\x85", "\xa0", "\u3000",
+                                          "é", "ß", "İ", "ﬁ", "Ⅸ"], max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(SIMPLE, TRICKY, st.none()), max_size=20))
+def test_measures_fast_path_equals_regular_expressions_and_band_keys(texts):
+    measured, keys = measures(pl.Series(texts, dtype=pl.String), P)
+    text = pl.Series(texts, dtype=pl.String).fill_null("")
+    assert measured["_symbols"].to_list() == text.str.count_matches(r"[^\w\s]").to_list()
+    assert measured["_spaces"].to_list() == text.str.count_matches(r"\s").to_list()
+    assert measured["_words"].to_list() == text.str.count_matches(r"\S+").to_list()
+    runs = [max((len(m.group()) for m in re.finditer(r"(.)\1*", t, re.DOTALL)), default=0) for t in text]
+    assert measured["_max_run"].to_list() == [r if r > CP.max_char_run else 0 for r in runs]
+    nd = CP.near_duplicates
+    assert np.array_equal(keys, neardup.band_keys(text, nd.threshold, nd.num_perm, nd.shingle_words, nd.seed))
 
 
 def test_each_rule_with_reason():
