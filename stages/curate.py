@@ -578,7 +578,7 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     keep = np.ones(len(live_at), bool)  # the live rows that survive exact dedupe (their band keys are in keys-*)
     keep[np.searchsorted(live_at, exact["_i"].to_numpy())] = False
     bands = range(neardup.lsh_shape(p.threshold, p.num_perm)[0])
-    flagged = np.flatnonzero(keep)[neardup.shared(parts.band(b)[keep] for b in bands)]  # positions in live_at
+    flagged = np.flatnonzero(keep)[neardup.shared(lambda b: parts.band(b)[keep], len(bands))]  # positions in live_at
     keys = np.stack([parts.band(b)[flagged] for b in bands], axis=1)
     rows = parts.rows(live_at[flagged], ["_i", "record_id", "source", "label", "file", "line", "text"])
     rep, sim = neardup.clusters(keys, rows["text"].to_list(), p.threshold, p.shingle_words, p.seed)

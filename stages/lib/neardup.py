@@ -14,7 +14,8 @@ import array
 import functools
 import itertools
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ DIGEST_BATCH = 10_000  # texts per signature batch of band_keys
 MIX = np.uint64(0x9E3779B97F4A7C15)  # combines u64 hashes (n-grams from words, band keys from signature values)
 SMALL_GROUP = 50  # band groups up to this size are compared pairwise, larger ones to their first member
 PAIR_BATCH = 50_000  # pairs compared at a time by jaccard
+THREADS = 2  # shared and jaccard: the serial part of dedupe, on two cores
 MISS_WEIGHT = 0.85  # lsh_shape: a missed pair costs about 6x a needless comparison (candidates are verified exactly)
 
 
@@ -147,33 +149,35 @@ TEXT_BITS = 20  # jaccard keys: a text's index in its batch (at most 2 x PAIR_BA
 def jaccard(texts: list[str | None], shingle_words: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
     """pairs (i, j) -> the exact Jaccard similarity of texts i and j's n-gram hash sets (token_hashes).
 
-    PAIR_BATCH pairs at a time (bounded memory): the n-grams of the texts in the batch are hashed and
-    each text's set made once, as (text, hash) keys in one sorted u64 array (a numpy sort: much faster
-    than hashing); a pair's intersection is the number of i's keys found in j's set.
+    In batches of at most PAIR_BATCH pairs (bounded memory), two at a time (threads): the n-grams of
+    the texts in a batch are hashed and each text's set made once, as (text, hash) keys in one sorted
+    u64 array (a numpy sort: much faster than hashing); a pair's intersection is the number of i's keys
+    found in j's set.
     """
     hash_bits = np.uint64(64 - TEXT_BITS)
 
+    def batch_of(batch: np.ndarray) -> np.ndarray:
+        involved = np.unique(batch)
+        a, b = np.searchsorted(involved, batch[:, 0]), np.searchsorted(involved, batch[:, 1])
+        flat, offsets = token_hashes([texts[i] for i in involved.tolist()], shingle_words, seed)
+        text = np.repeat(np.arange(len(involved), dtype=np.uint64), np.diff(offsets.astype(np.int64)))
+        keys = np.sort((text << hash_bits) | (flat >> np.uint64(TEXT_BITS)))  # by text, then hash
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # each text's set
+        starts = np.searchsorted(keys, np.arange(len(involved) + 1, dtype=np.uint64) << hash_bits)
+        sizes = np.diff(starts)
+        n = sizes[a]  # every member of text a's set, for each pair: looked up in b's
+        at = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(starts[a], n)
+        pair = np.repeat(np.arange(len(batch)), n)
+        probe = (keys[at] & np.uint64((1 << int(hash_bits)) - 1)) | (b[pair].astype(np.uint64) << hash_bits)
+        found = pl.Series(probe).is_in(pl.Series(keys).implode()).to_numpy()
+        inter = np.bincount(pair[found], minlength=len(batch))
+        union = sizes[a] + sizes[b] - inter
+        return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
     def of(pairs: np.ndarray) -> np.ndarray:
-        out = np.ones(len(pairs))
-        for lo in range(0, len(pairs), PAIR_BATCH):
-            batch = pairs[lo:lo + PAIR_BATCH]
-            involved = np.unique(batch)
-            a, b = np.searchsorted(involved, batch[:, 0]), np.searchsorted(involved, batch[:, 1])
-            flat, offsets = token_hashes([texts[i] for i in involved.tolist()], shingle_words, seed)
-            text = np.repeat(np.arange(len(involved), dtype=np.uint64), np.diff(offsets.astype(np.int64)))
-            keys = np.sort((text << hash_bits) | (flat >> np.uint64(TEXT_BITS)))  # by text, then hash
-            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # each text's set
-            starts = np.searchsorted(keys, np.arange(len(involved) + 1, dtype=np.uint64) << hash_bits)
-            sizes = np.diff(starts)
-            n = sizes[a]  # every member of text a's set, for each pair: looked up in b's
-            at = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(starts[a], n)
-            pair = np.repeat(np.arange(len(batch)), n)
-            probe = (keys[at] & np.uint64((1 << int(hash_bits)) - 1)) | (b[pair].astype(np.uint64) << hash_bits)
-            found = pl.Series(probe).is_in(pl.Series(keys).implode()).to_numpy()
-            inter = np.bincount(pair[found], minlength=len(batch))
-            union = sizes[a] + sizes[b] - inter
-            out[lo:lo + len(batch)] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-        return out
+        batches = [b for b in np.array_split(pairs, max(THREADS, -(-len(pairs) // PAIR_BATCH))) if len(b)]
+        with ThreadPoolExecutor(THREADS) as pool:
+            return np.concatenate([np.ones(0), *pool.map(batch_of, batches)])
 
     return of
 
@@ -195,15 +199,15 @@ def repeated(keys: np.ndarray) -> np.ndarray:
     return pl.Series(keys).is_in(pl.Series(np.unique(twice)).implode()).to_numpy()
 
 
-def shared(band_columns: Iterable[np.ndarray]) -> np.ndarray:
+def shared(band: Callable[[int], np.ndarray], bands: int) -> np.ndarray:
     """The indices of the texts that share a band key with another text: the only ones with candidate pairs.
 
-    `band_columns` yields, band by band, every text's key of that band (band_keys), so one band's
-    keys are in memory at a time."""
+    `band(b)` gives every text's key of band b (band_keys); two threads take a band each (numpy's sort
+    and polars' lookup let go of the GIL), so at most two bands' keys are in memory at a time."""
     flags = None
-    for column in band_columns:
-        duplicated = repeated(column)
-        flags = duplicated if flags is None else flags | duplicated
+    with ThreadPoolExecutor(THREADS) as pool:
+        for duplicated in pool.map(lambda b: repeated(band(b)), range(bands)):
+            flags = duplicated if flags is None else flags | duplicated
     return np.zeros(0, np.int64) if flags is None else np.flatnonzero(flags)
 
 

@@ -56,7 +56,7 @@ def test_clusters_find_near_duplicates_and_report_exact_similarity():
     copies = [(k, variant(rng, bases[k], rng.choice([1, 2, 3]))) for k in range(0, 150, 2)]  # J ~ 0.86 to 0.96
     texts += [t for _, t in copies]
     keys = neardup.band_keys(texts, 0.8, 64, 2, 0)
-    flagged = neardup.shared(keys.T)
+    flagged = neardup.shared(lambda b: keys[:, b], keys.shape[1])
     rep, sim = np.arange(len(texts)), np.ones(len(texts))
     sub_rep, sub_sim = neardup.clusters(keys[flagged], [texts[i] for i in flagged], 0.8, 2, 0)
     rep[flagged], sim[flagged] = flagged[sub_rep], sub_sim
