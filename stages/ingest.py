@@ -216,14 +216,17 @@ def _tidy(lines: list[bytes], lengths: list[int], limit: int, first: bool, cr: b
     return lines, lengths
 
 
-def iter_lines(path: Path, max_line_bytes: int, block_bytes: int = BLOCK_BYTES
-               ) -> Iterator[tuple[list[bytes | None], list[int]]]:
-    """The file's lines a block at a time: each line without its end (LF or CRLF), or None when it is
-    over max_line_bytes, and its length in bytes with the end. A line may span blocks: the unfinished
-    one is carried over (at most max_line_bytes + 1 of its bytes: enough to tell it is too long)."""
+def iter_lines(path: Path, max_line_bytes: int, block_bytes: int = BLOCK_BYTES, start: int = 0,
+               end: int | None = None) -> Iterator[tuple[list[bytes | None], list[int]]]:
+    """The file's lines (bytes start to end, where lines start: `pieces`) a block at a time: each line
+    without its end (LF or CRLF), or None when it is over max_line_bytes, and its length in bytes with
+    the end. A line may span blocks: the unfinished one is carried over (at most max_line_bytes + 1 of
+    its bytes: enough to tell it is too long)."""
     with open(path, "rb") as f:
-        head, head_length, first = b"", 0, True
-        while block := f.read(block_bytes):
+        f.seek(start)
+        head, head_length, first, left = b"", 0, start == 0, -1 if end is None else end - start
+        while block := f.read(block_bytes if left < 0 else min(block_bytes, left)):
+            left -= len(block)
             lines = block.split(b"\n")
             tail = lines.pop()
             if not lines:  # no line ends in this block
@@ -238,11 +241,30 @@ def iter_lines(path: Path, max_line_bytes: int, block_bytes: int = BLOCK_BYTES
             yield _tidy([head], [head_length], max_line_bytes, first)
 
 
+PIECE_BYTES = 32 << 20  # a big JSONL file is read in pieces of about this many bytes, in parallel
+
+
+def pieces(path: Path, piece_bytes: int) -> list[tuple[int, int | None]]:
+    """A JSONL file cut into byte ranges (start, end; None: to the end) of about piece_bytes, each
+    starting where a line starts, so that each is read on its own (the lines within a piece are
+    numbered from 1: streamed_parts adds the lines of the pieces before)."""
+    size, bounds = path.stat().st_size, [0]
+    with open(path, "rb") as f:
+        while bounds[-1] + piece_bytes < size:
+            f.seek(at := bounds[-1] + piece_bytes - 1)
+            while (block := f.read(1 << 16)) and (found := block.find(b"\n")) < 0:
+                at += len(block)
+            if not block or at + found + 1 >= size:
+                break
+            bounds.append(at + found + 1)
+    return list(zip(bounds, bounds[1:] + [None]))
+
+
 def read_jsonl(path: Path, src: SourceParams, max_line_bytes: int, chunk_rows: int,
-               block_bytes: int = BLOCK_BYTES) -> Iterator[Parsed]:
+               block_bytes: int = BLOCK_BYTES, start: int = 0, end: int | None = None) -> Iterator[Parsed]:
     jf = JsonFields.of(src)
-    lines, lengths, n, offset = [], [], 1, 0
-    for block_lines, block_lengths in iter_lines(path, max_line_bytes, block_bytes):
+    lines, lengths, n, offset = [], [], 1, start
+    for block_lines, block_lengths in iter_lines(path, max_line_bytes, block_bytes, start, end):
         lines += block_lines
         lengths += block_lengths
         done = 0
@@ -337,7 +359,9 @@ def read_parquet(path: Path, src: SourceParams, chunk_rows: int) -> Iterator[Par
         yield Parsed(rows=[(start + i + 1, *vals) for i, vals in enumerate(zip(*cols))])
 
 
-def read_file(path: Path, src: SourceParams, p: IngestParams) -> Iterator[Parsed]:
+def read_file(path: Path, src: SourceParams, p: IngestParams, start: int = 0, end: int | None = None
+              ) -> Iterator[Parsed]:
+    """The file's units, a chunk at a time (JSONL: those of bytes start to end, a piece)."""
     try:
         codecs.lookup(src.encoding)
     except LookupError:
@@ -352,7 +376,7 @@ def read_file(path: Path, src: SourceParams, p: IngestParams) -> Iterator[Parsed
         elif fmt == "csv":
             yield from read_csv(path, src, p.chunk_rows, p.max_line_bytes)
         else:
-            yield from read_jsonl(path, src, p.max_line_bytes, p.chunk_rows)
+            yield from read_jsonl(path, src, p.max_line_bytes, p.chunk_rows, start=start, end=end)
     except PermissionError:
         raise UserError(f"{path}: permission denied; make it readable (chmod a+r) and rerun") from None
     except LookupError:
@@ -409,7 +433,7 @@ def assign_files(raw_dir: Path, sources: list[SourceParams]) -> list[tuple[Path,
     return sorted(owner.items(), key=lambda kv: kv[0].as_posix())
 
 
-PARALLEL_BYTES = 64 << 20  # raw data above this is read by one process per core, file by file
+PARALLEL_BYTES = 64 << 20  # raw data above this is read by one process per core, a file or piece at a time
 COUNTS = ("units", "records", "quarantined")
 
 
@@ -425,11 +449,13 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def read_counted(path: Path, src: SourceParams, p: IngestParams, sink) -> dict:
-    """Read one file chunk by chunk; `sink(chunk index, records, quarantine)` takes each; returns its counts."""
+def read_counted(path: Path, src: SourceParams, p: IngestParams, sink, piece: tuple[int, int | None] = (0, None)
+                 ) -> dict:
+    """Read one file (or a piece of it) chunk by chunk; `sink(chunk index, records, quarantine)` takes each;
+    returns its counts."""
     counts = dict.fromkeys(COUNTS, 0)
     with gc_paused():
-        for k, parsed in enumerate(read_file(path, src, p)):
+        for k, parsed in enumerate(read_file(path, src, p, *piece)):
             rec, bad = to_frames(parsed, src, path.as_posix())
             sink(k, rec, bad)
             counts["units"] += rec.height + bad.height
@@ -462,10 +488,11 @@ def ingest_frames(raw_dir: Path, params: Params) -> tuple[pl.DataFrame, pl.DataF
     return pl.concat(recs), pl.concat(bads), stats
 
 
-def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) -> tuple[str, dict]:
-    """One file's chunks as numbered Arrow IPC parts (file index, chunk index: the order of the output), each
-    renamed into place once written, so that a part that exists is whole (streamed_parts reads it)."""
-    index, path, src, p, parts = job
+def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path, tuple[int, int | None]]) -> dict:
+    """One file's (or piece's) chunks as numbered Arrow IPC parts (job index, chunk index: the order of the
+    output), each renamed into place once written, so that a part that exists is whole (streamed_parts
+    reads it); returns its counts."""
+    index, path, src, p, parts, piece = job
 
     def write(k: int, rec: pl.DataFrame, bad: pl.DataFrame) -> None:
         for name, df in (("records", rec), ("quarantine", bad)):  # uncompressed: cheapest to write and read
@@ -473,26 +500,34 @@ def write_file_parts(job: tuple[int, Path, SourceParams, IngestParams, Path]) ->
             df.write_ipc(part.with_suffix(".tmp"), compression="uncompressed")
             os.replace(part.with_suffix(".tmp"), part)
 
-    return src.name, read_counted(path, src, p, write)
+    return read_counted(path, src, p, write, piece)
 
 
 POLL_SECONDS = 0.01
 
 
-def streamed_parts(parts: Path, name: str, files: int, done: Callable[[int], bool]) -> Iterator[pl.DataFrame]:
-    """The parts `name`-<file>-<chunk>.arrow, file by file and chunk by chunk, each as soon as it exists
-    (deleted once read); file i has no more parts once done(i) is true. Lets the output be written while
-    the workers still read the raw files."""
-    for i in range(files):
+def streamed_parts(parts: Path, name: str, jobs: int, done: Callable[[int], bool],
+                   first_line: Callable[[int], int]) -> Iterator[pl.DataFrame]:
+    """The parts `name`-<job>-<chunk>.arrow, job by job and chunk by chunk, each as soon as it exists
+    (deleted once read), its lines numbered from first_line(job) (a piece's lines are numbered from 1);
+    job i has no more parts once done(i) is true. Lets the output be written while the workers still read."""
+    for i in range(jobs):
         for k in itertools.count():
             part = parts / f"{name}-{i:06d}-{k:09d}.arrow"
             while not part.exists() and not done(i):
                 time.sleep(POLL_SECONDS)
-            if not part.exists():  # done(i) was true before this look: file i wrote all its parts
+            if not part.exists():  # done(i) was true before this look: job i wrote all its parts
                 break
             df = pl.read_ipc(part)
             part.unlink()
-            yield df
+            yield df.with_columns(pl.col("line") + (first_line(i) - 1)) if first_line(i) > 1 else df
+
+
+def reading_jobs(files: list[tuple[Path, SourceParams]], parallel: bool) -> list[tuple[int, Path, SourceParams]]:
+    """(file index, path, piece): whole files, or big JSONL files in pieces when read in parallel."""
+    return [(f, path, piece) for f, (path, src) in enumerate(files)
+            for piece in (pieces(path, PIECE_BYTES) if parallel and path.is_file() and FORMATS[path.suffix.lower()] == "jsonl"
+                          else [(0, None)])]
 
 
 def main() -> None:
@@ -500,25 +535,35 @@ def main() -> None:
     # the scratch parts are removed before the outputs are synced: else the sync writes them to disk too
     with atomic_paths([OUT / "records.parquet", OUT / "quarantine.parquet"]) as tmps, scratch_dir(OUT) as parts:
         files = assign_files(Path(params.data.raw_dir), params.data.sources)
-        jobs = [(i, path, src, params.ingest, parts) for i, (path, src) in enumerate(files)]
-        size = sum(path.stat().st_size for path, _ in files if path.is_file())
-        per_file: list[tuple[str, dict]] = []
-        with (process_map(min(os.cpu_count() or 1, len(jobs)) if size > PARALLEL_BYTES else 1) as mapper,
+        parallel = sum(path.stat().st_size for path, _ in files if path.is_file()) > PARALLEL_BYTES
+        plan = reading_jobs(files, parallel)
+        jobs = [(i, path, files[f][1], params.ingest, parts, piece) for i, (f, path, piece) in enumerate(plan)]
+        counts: list[dict] = []
+        with (process_map(min(os.cpu_count() or 1, len(jobs)) if parallel else 1) as mapper,
               ThreadPoolExecutor(1) as thread):
 
             def read_all() -> None:
-                for counts in mapper(write_file_parts, jobs):
-                    per_file.append(counts)  # in order: file i is done once per_file holds i + 1 entries
+                for job_counts in mapper(write_file_parts, jobs):
+                    counts.append(job_counts)  # in order: job i is done once counts holds i + 1 entries
+
+            def first_line(i: int) -> int:  # 1 + the lines of the pieces of the same file before job i
+                return 1 + sum(c["units"] for (f, _, _), c in zip(plan[:i], counts) if f == plan[i][0])
 
             reading = thread.submit(read_all)
-            done = lambda i: len(per_file) > i or reading.done()  # noqa: E731
-            records = streamed(lambda: streamed_parts(parts, "records", len(jobs), done), pl.Schema(RECORDS_SCHEMA))
+            done = lambda i: len(counts) > i or reading.done()  # noqa: E731
+            records = streamed(lambda: streamed_parts(parts, "records", len(jobs), done, first_line),
+                               pl.Schema(RECORDS_SCHEMA))
             with synced_while_written(tmps[0]):
                 records.sink_parquet(tmps[0], compression=HANDOFF, statistics=False)
             reading.result()  # a worker's error, if any (the records written so far are discarded)
-        stats = summarize(params, per_file)
-        pl.DataFrame(schema=QUARANTINE_SCHEMA).write_ipc(parts / "quarantine-empty.arrow")
-        pl.scan_ipc(sorted(parts.glob("quarantine-*.arrow"))).sink_parquet(tmps[1], compression=HANDOFF, statistics=False)
+        quarantine = streamed(lambda: streamed_parts(parts, "quarantine", len(jobs), done, first_line),
+                              pl.Schema(QUARANTINE_SCHEMA))
+        quarantine.sink_parquet(tmps[1], compression=HANDOFF, statistics=False)
+        per_file = {f: (files[f][1].name, dict.fromkeys(COUNTS, 0)) for f, _, _ in plan}
+        for (f, _, _), job_counts in zip(plan, counts):
+            for key in COUNTS:
+                per_file[f][1][key] += job_counts[key]
+        stats = summarize(params, list(per_file.values()))
     write_json(OUT / "stats.json", stats)
     t = stats["total"]
     print(f"ingest: {t['units']} units from {t['files']} files -> {t['records']} records, "

@@ -1,6 +1,5 @@
 import os
 
-import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

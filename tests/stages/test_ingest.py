@@ -203,16 +203,20 @@ def test_main_in_worker_processes_writes_what_ingest_frames_reads(tmp_path, monk
         lines = [f'{{"text": "ticket {i}-{n}", "label": "x"}}' for n in range(7)] + ["not json", '{"text": 3}']
         (raw / f"f{i}.jsonl").write_text("\n".join(lines) + "\n")
     (raw / "empty.jsonl").write_text("")
+    (raw / "g.jsonl").write_bytes(b'\xef\xbb\xbf{"text": "bom", "label": "x"}\r\n' + b'{"text": "a b", "label": "x"}\r\n' * 3
+                                  + b'{"text": "' + b"y" * 90 + b'"}\n\n{"text": "last, no end", "label": "x"}')
     params = Params(ingest=IngestParams(max_line_bytes=80, chunk_rows=2),
                     data=DataParams(name="d", raw_dir="data/raw", labels=["x"], sources=[src()],
                                     forget=ForgetParams(record_ids=[], patterns=[])))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataclasses.asdict(params)))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(ingest, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(ingest, "PIECE_BYTES", 50)  # JSONL files read in pieces of a line or two
+    assert len(ingest.pieces(raw / "f0.jsonl", 50)) > 3
     ingest.main()
     records, quarantine, stats = ingest_frames(Path("data/raw"), params)
-    assert pl.read_parquet("data/ingest/records.parquet").equals(records) and records.height == 35
-    assert pl.read_parquet("data/ingest/quarantine.parquet").equals(quarantine) and quarantine.height == 10
+    assert pl.read_parquet("data/ingest/records.parquet").equals(records) and records.height == 40
+    assert pl.read_parquet("data/ingest/quarantine.parquet").equals(quarantine) and quarantine.height == 12
     assert json.loads(Path("data/ingest/stats.json").read_text()) == stats
     assert sorted(p.name for p in Path("data/ingest").iterdir()) == ["quarantine.parquet", "records.parquet", "stats.json"]
 
