@@ -241,7 +241,15 @@ def iter_lines(path: Path, max_line_bytes: int, block_bytes: int = BLOCK_BYTES, 
             yield _tidy([head], [head_length], max_line_bytes, first)
 
 
-PIECE_BYTES = 32 << 20  # a big JSONL file is read in pieces of about this many bytes, in parallel
+PIECE_BYTES = 1 << 20  # the least bytes of a piece (pieces: a big JSONL file read in parallel)
+
+
+def piece_bytes(path: Path, chunk_rows: int) -> int:
+    """Bytes of a piece that holds a little under chunk_rows lines (one chunk, one part) at the average line
+    length of the file's first MiB."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    return max(PIECE_BYTES, int(0.9 * chunk_rows * len(head) / max(1, head.count(b"\n"))))
 
 
 def pieces(path: Path, piece_bytes: int) -> list[tuple[int, int | None]]:
@@ -523,11 +531,12 @@ def streamed_parts(parts: Path, name: str, jobs: int, done: Callable[[int], bool
             yield df.with_columns(pl.col("line") + (first_line(i) - 1)) if first_line(i) > 1 else df
 
 
-def reading_jobs(files: list[tuple[Path, SourceParams]], parallel: bool) -> list[tuple[int, Path, SourceParams]]:
-    """(file index, path, piece): whole files, or big JSONL files in pieces when read in parallel."""
+def reading_jobs(files: list[tuple[Path, SourceParams]], parallel: bool, chunk_rows: int
+                 ) -> list[tuple[int, Path, tuple[int, int | None]]]:
+    """(file index, path, piece): whole files, or JSONL files in pieces of about a chunk when read in parallel."""
     return [(f, path, piece) for f, (path, src) in enumerate(files)
-            for piece in (pieces(path, PIECE_BYTES) if parallel and path.is_file() and FORMATS[path.suffix.lower()] == "jsonl"
-                          else [(0, None)])]
+            for piece in (pieces(path, piece_bytes(path, chunk_rows))
+                          if parallel and path.is_file() and FORMATS[path.suffix.lower()] == "jsonl" else [(0, None)])]
 
 
 def main() -> None:
@@ -536,7 +545,7 @@ def main() -> None:
     with atomic_paths([OUT / "records.parquet", OUT / "quarantine.parquet"]) as tmps, scratch_dir(OUT) as parts:
         files = assign_files(Path(params.data.raw_dir), params.data.sources)
         parallel = sum(path.stat().st_size for path, _ in files if path.is_file()) > PARALLEL_BYTES
-        plan = reading_jobs(files, parallel)
+        plan = reading_jobs(files, parallel, params.ingest.chunk_rows)
         jobs = [(i, path, files[f][1], params.ingest, parts, piece) for i, (f, path, piece) in enumerate(plan)]
         counts: list[dict] = []
         with (process_map(min(os.cpu_count() or 1, len(jobs)) if parallel else 1) as mapper,

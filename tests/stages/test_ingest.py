@@ -212,7 +212,7 @@ def test_main_in_worker_processes_writes_what_ingest_frames_reads(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(ingest, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(ingest, "PIECE_BYTES", 50)  # JSONL files read in pieces of a line or two
-    assert len(ingest.pieces(raw / "f0.jsonl", 50)) > 3
+    assert len(ingest.pieces(raw / "f0.jsonl", ingest.piece_bytes(raw / "f0.jsonl", 2))) > 3
     ingest.main()
     records, quarantine, stats = ingest_frames(Path("data/raw"), params)
     assert pl.read_parquet("data/ingest/records.parquet").equals(records) and records.height == 40
