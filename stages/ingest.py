@@ -252,14 +252,14 @@ def piece_bytes(path: Path, chunk_rows: int) -> int:
     return max(PIECE_BYTES, int(0.9 * chunk_rows * len(head) / max(1, head.count(b"\n"))))
 
 
-def pieces(path: Path, piece_bytes: int) -> list[tuple[int, int | None]]:
-    """A JSONL file cut into byte ranges (start, end; None: to the end) of about piece_bytes, each
+def pieces(path: Path, target: int) -> list[tuple[int, int | None]]:
+    """A JSONL file cut into byte ranges (start, end; None: to the end) of about `target` bytes, each
     starting where a line starts, so that each is read on its own (the lines within a piece are
     numbered from 1: streamed_parts adds the lines of the pieces before)."""
     size, bounds = path.stat().st_size, [0]
     with open(path, "rb") as f:
-        while bounds[-1] + piece_bytes < size:
-            f.seek(at := bounds[-1] + piece_bytes - 1)
+        while bounds[-1] + target < size:
+            f.seek(at := bounds[-1] + target - 1)
             while (block := f.read(1 << 16)) and (found := block.find(b"\n")) < 0:
                 at += len(block)
             if not block or at + found + 1 >= size:
@@ -520,6 +520,7 @@ def streamed_parts(parts: Path, name: str, jobs: int, done: Callable[[int], bool
     (deleted once read), its lines numbered from first_line(job) (a piece's lines are numbered from 1);
     job i has no more parts once done(i) is true. Lets the output be written while the workers still read."""
     for i in range(jobs):
+        shift = first_line(i) - 1  # the jobs before i are done: their lines are counted
         for k in itertools.count():
             part = parts / f"{name}-{i:06d}-{k:09d}.arrow"
             while not part.exists() and not done(i):
@@ -528,7 +529,7 @@ def streamed_parts(parts: Path, name: str, jobs: int, done: Callable[[int], bool
                 break
             df = pl.read_ipc(part)
             part.unlink()
-            yield df.with_columns(pl.col("line") + (first_line(i) - 1)) if first_line(i) > 1 else df
+            yield df.with_columns(pl.col("line") + shift) if shift else df
 
 
 def reading_jobs(files: list[tuple[Path, SourceParams]], parallel: bool, chunk_rows: int

@@ -10,10 +10,10 @@ import atexit
 import contextlib
 import functools
 import multiprocessing
-import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+
+from stages.lib.errors import exit_now
 
 
 def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, helpers: int) -> Iterator:
@@ -48,7 +48,7 @@ def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, helpers: in
 
 
 def _exit_at_once() -> None:
-    atexit.register(lambda: (sys.stdout.flush(), sys.stderr.flush(), os._exit(0)))
+    atexit.register(exit_now)
 
 
 @contextlib.contextmanager
