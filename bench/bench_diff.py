@@ -137,8 +137,8 @@ def main() -> None:
     if args.generate:
         return generate()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from stages.lib import revs
-    from stages.lib.diff import diff
+    from tunebuild import revs
+    from tunebuild.diff import diff
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = args.repo or Path(tmp)

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.lib import causal, chat  # noqa: E402 (after the sys.path line)
+from tunebuild import causal, chat  # noqa: E402 (after the sys.path line)
 
 SHAPES = {  # LlamaConfig kwargs (random init)
     "tiny-cpu": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,

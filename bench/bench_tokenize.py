@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.lib.params import load_params  # noqa: E402
+from tunebuild.params import load_params  # noqa: E402
 from stages.tokenize import Params, load_tokenizer, tokenize  # noqa: E402
 
 

@@ -328,7 +328,7 @@ MAKERS = {"helpdesk_q1": helpdesk_text, "helpdesk_q2": helpdesk_text, "email": e
 
 
 def norm(text: str) -> str:
-    """The pipeline's normalization (stages/lib/records.py): what decides that two texts are one record."""
+    """The pipeline's normalization (tunebuild/records.py): what decides that two texts are one record."""
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 

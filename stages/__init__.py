@@ -1,4 +1,4 @@
-"""tunebuild: one module per pipeline stage (see dvc.yaml); shared pieces in stages.lib."""
+"""tunebuild: one module per pipeline stage (see dvc.yaml); shared pieces in tunebuild."""
 import os
 import sys
 

@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from stages.lib import neardup, pii
-from stages.lib.errors import UserError, run
-from stages.lib.files import HANDOFF, atomic_paths, read_json, scratch_dir, streamed, synced_while_written, write_json
-from stages.lib.params import DataParams, TaskParams, check_license, load_params
-from stages.lib.pool import process_map
-from stages.lib.records import id_numbers, not_ascii, plain
+from tunebuild import neardup, pii
+from tunebuild.errors import UserError, run
+from tunebuild.files import HANDOFF, atomic_paths, read_json, scratch_dir, streamed, synced_while_written, write_json
+from tunebuild.params import CurateParams, CurateSections, NearDuplicateParams, PiiParams, check_license, load_params
+from tunebuild.pool import process_map
+from tunebuild.records import id_numbers, not_ascii, plain
 
 if TYPE_CHECKING:  # pandera is imported where the schemas are built: a second of start-up that the main
     import pandera.polars as pa  # process would otherwise spend before its worker processes start
@@ -54,47 +54,7 @@ PII_ACTIONS = ("redact", "reject", "keep")
 PII_TABLE = {"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64, "rejected": pl.Int64}
 
 
-@dataclass
-class PiiParams:
-    email: str
-    phone: str
-    card: str
-    iban: str
-    ip: str
-    national_id: str
-
-
-@dataclass
-class NearDuplicateParams:
-    action: str          # reject: keep the first of a cluster; keep: keep all, same split
-    threshold: float     # Jaccard similarity of the word-shingle sets (exact, on LSH candidates)
-    num_perm: int        # MinHash permutations for LSH (neardup.lsh_shape: bands x rows)
-    shingle_words: int
-    seed: int
-
-
-@dataclass
-class CurateParams:
-    min_chars: int
-    max_chars: int
-    min_words: int
-    max_words: int
-    max_symbol_ratio: float
-    max_char_run: int
-    boilerplate: list[str]
-    scripts: list[str]
-    min_script_ratio: float
-    license_allowlist: list[str]
-    pii: PiiParams
-    near_duplicates: NearDuplicateParams
-    chunk_rows: int      # records per chunk of the row-local rules (bounds memory; dedupe sees all)
-
-
-@dataclass
-class Params:
-    curate: CurateParams
-    data: DataParams
-    task: TaskParams
+Params = CurateSections
 
 
 @functools.lru_cache(maxsize=8)
@@ -417,23 +377,6 @@ def max_char_run(texts: pl.Series, limit: int) -> pl.Series:
     return pl.Series(out, dtype=pl.Int64)
 
 
-def find_pii(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]]]]:
-    """Row index -> (original text, PII spans), for rows with PII only.
-
-    Each type's prefilter runs in polars over all rows; its pattern only on the rows that matched.
-    """
-    text = pl.col("text").fill_null("")
-    any_type = "|".join(f"(?:{pat})" for pat in pii.PREFILTERS.values())  # one pass over all rows, then per type
-    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text").filter(text.str.contains(any_type))
-            .with_columns(text.str.contains(pat).alias(k) for k, pat in pii.PREFILTERS.items()))
-    found = {}
-    for i, t, *flags in hits.iter_rows():
-        spans = pii.find(t, [k for k, hit in zip(pii.PREFILTERS, flags) if hit])
-        if spans:
-            found[i] = (t, spans)
-    return found
-
-
 def add_time(timings: dict | None, name: str, seconds: float) -> None:
     if timings is not None:
         timings[name] = round(timings.get(name, 0.0) + seconds, 3)
@@ -501,7 +444,7 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, measured: pl.DataFrame, 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
     """Text with the `redact` PII types replaced: what would be trained on, and what the rules see."""
-    found = find_pii(records)
+    found = pii.find_all(records)
     kinds = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
     if not found:
         return records, found

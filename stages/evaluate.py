@@ -32,7 +32,7 @@ Out (preference; base = the starting point, which is also the reference model):
      predictions.parquet  record_id, chosen, rejected, base, tuned (greedy answers side by side), margin
                         (the tuned model's reward margin on that pair)
 
-Baselines, intervals and label issues: stages/lib/baselines.py.
+Baselines, intervals and label issues: tunebuild/baselines.py.
 """
 from __future__ import annotations
 
@@ -46,11 +46,11 @@ import numpy as np
 import polars as pl
 import torch
 
-from stages.lib import baselines
-from stages.lib.classifier import load_base, predict, quiet_transformers
-from stages.lib.errors import UserError, run
-from stages.lib.files import write_bytes, write_json, write_parquet
-from stages.lib.params import DataParams, ModelParams, TaskParams, TrainParams, load_params
+from tunebuild import baselines
+from tunebuild.classifier import load_base, predict, quiet_transformers
+from tunebuild.errors import UserError, run
+from tunebuild.files import write_bytes, write_json, write_parquet
+from tunebuild.params import DataParams, EvaluateParams, ModelParams, TaskParams, TrainParams, load_params
 
 IN = Path("data/tokenize")
 SPLIT = Path("data/split")
@@ -58,16 +58,6 @@ MODEL = Path("data/train/model")
 OUT = Path("data/evaluate")
 ISSUES = {"record_id": pl.String, "source": pl.String, "label": pl.String, "suggested": pl.String,
           "confidence": pl.Float64, "text": pl.String}
-
-
-@dataclass
-class EvaluateParams:
-    split: str
-    batch_size: int
-    seed: int                    # the base model's untrained head, bootstrap resamples, cross-validation folds
-    bootstrap: int               # resamples behind every 95% interval
-    folds: int                   # classify: cross-validation folds of the out-of-fold label check
-    few_shot: int                # sft: train examples in the few-shot prompt
 
 
 @dataclass
@@ -157,7 +147,7 @@ def generate(model, tok, prompts: list[list[int]], max_new_tokens: int, stop: li
 
 
 def load_tuned_causal(p: Params):
-    from stages.lib import causal
+    from tunebuild import causal
 
     if (MODEL / "adapter_config.json").is_file():
         from peft import PeftModel
@@ -172,7 +162,7 @@ def few_shot_prompts(p: Params, tok, template: str, record_ids: list[str]) -> tu
     """The prompts of the evaluated records after the first evaluate.few_shot train conversations (by
     record_id), rendered with the chat template and encoded as tokenize encodes (no special tokens added);
     and how many examples that is."""
-    from stages.lib import chat
+    from tunebuild import chat
 
     shots = (pl.read_parquet(SPLIT / "train.parquet", columns=["record_id", "messages"]).sort("record_id")
              .head(p.evaluate.few_shot)["messages"].to_list())
@@ -196,7 +186,7 @@ def check_context(model, prompts: list[list[int]], max_new_tokens: int, shots: i
 def main_chat(p: Params, path: Path) -> None:
     """task=sft: loss/perplexity, greedy samples and JSON scores of base and tuned; the base prompted
     zero-shot (its own answers) and few-shot as the cheap alternatives."""
-    from stages.lib import causal, chat
+    from tunebuild import causal, chat
 
     df, sample, prompts, tok, stop = chat_inputs(p, path, "input_ids")
     ids, labels = df["input_ids"].to_list(), df["labels"].to_list()
@@ -238,8 +228,8 @@ def chat_inputs(p: Params, path: Path, ids_column: str):
     and the tokens that end an answer."""
     from transformers import AutoTokenizer
 
-    from stages.lib import chat
-    from stages.lib.model import resolve_model_path
+    from tunebuild import chat
+    from tunebuild.model import resolve_model_path
 
     if p.task.chat is None:
         raise UserError(f"params.yaml: task.chat: required for task {p.task.name}; use task={p.task.name}")
@@ -267,8 +257,8 @@ def write_json_outputs(results: dict, per_field: dict, refs: list[str], answers:
 
 def main_preference(p: Params, path: Path) -> None:
     """task=preference: DPO scores of the starting point (base) and the tuned model against the starting point,
-    and greedy samples of both (stages/lib/preference.py)."""
-    from stages.lib import preference
+    and greedy samples of both (tunebuild/preference.py)."""
+    from tunebuild import preference
 
     preference.check(p.train.preference)
     pref = p.train.preference

@@ -3,7 +3,7 @@
 In:  the files matched by each source in `data.sources` (JSONL, CSV, Parquet).
 Out: data/ingest/records.parquet     record_id, text, label, group, source, file, line, license
                                      (sft: `text` is the conversation as JSON messages; preference: the
-                                     pair as JSON {"chosen": messages, "rejected": messages}; stages/lib/chat.py)
+                                     pair as JSON {"chosen": messages, "rejected": messages}; tunebuild/chat.py)
      data/ingest/quarantine.parquet  source, file, line, offset, error, raw (units that could not be read)
      data/ingest/stats.json          per source: files, raw units, records, quarantined units
 
@@ -34,12 +34,12 @@ from typing import Iterator
 import orjson
 import polars as pl
 
-from stages.lib import chat
-from stages.lib.errors import UserError, run
-from stages.lib.files import HANDOFF, atomic_paths, scratch_dir, streamed, synced_while_written, write_json
-from stages.lib.params import DataParams, SourceParams, check_license, load_params
-from stages.lib.pool import process_map
-from stages.lib.records import record_ids
+from tunebuild import chat
+from tunebuild.errors import UserError, run
+from tunebuild.files import HANDOFF, atomic_paths, scratch_dir, streamed, synced_while_written, write_json
+from tunebuild.params import DataParams, IngestParams, SourceParams, check_license, load_params
+from tunebuild.pool import process_map
+from tunebuild.records import record_ids
 
 OUT = Path("data/ingest")
 RAW_EXCERPT = 300
@@ -50,12 +50,6 @@ RECORDS_SCHEMA = {"record_id": pl.String, "text": pl.String, "label": pl.String,
                   "source": pl.String, "file": pl.String, "line": pl.Int64, "license": pl.String}
 QUARANTINE_SCHEMA = {"source": pl.String, "file": pl.String, "line": pl.Int64, "offset": pl.Int64,
                      "error": pl.String, "raw": pl.String}
-
-
-@dataclass
-class IngestParams:
-    max_line_bytes: int
-    chunk_rows: int
 
 
 @dataclass

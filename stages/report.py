@@ -21,10 +21,10 @@ from typing import Optional
 import polars as pl
 import yaml
 
-from stages.lib.errors import run
-from stages.lib.files import read_json, sha256_file, write_json, write_text
-from stages.lib.markdown import table
-from stages.lib.params import DataParams, ModelParams, TaskParams, TrainParams, load_params
+from tunebuild.errors import run
+from tunebuild.files import read_json, sha256_file, write_json, write_text
+from tunebuild.markdown import table
+from tunebuild.params import DataParams, ModelParams, ReportParams, TaskParams, TrainParams, load_params
 
 OUT = Path("data/report")
 SPLITS = ("train", "validation", "test")
@@ -45,19 +45,6 @@ CROISSANT_CONTEXT = {
 }
 CROISSANT_FIELDS = {"record_id": "sc:Text", "text": "sc:Text", "label": "sc:Text", "source": "sc:Text",
                     "license": "sc:Text", "file": "sc:Text", "line": "sc:Integer"}
-
-
-@dataclass
-class ReportParams:
-    """Facts only the owner knows; null ones are marked missing in the cards."""
-
-    title: str
-    owner: Optional[str]
-    motivation: Optional[str]        # why the dataset was made, by whom
-    collection: Optional[str]        # how the raw data was gathered (consent, time frame)
-    intended_use: Optional[str]
-    out_of_scope_use: Optional[str]
-    maintenance: Optional[str]       # who maintains it, how to report a problem, update plan
 
 
 @dataclass

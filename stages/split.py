@@ -27,35 +27,18 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from stages.lib import neardup
-from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, scratch_dir, write_json
-from stages.lib.params import load_params
-from stages.lib.pool import process_map
-from stages.lib.records import id_numbers, unit_hash
+from tunebuild import neardup
+from tunebuild.errors import UserError, run
+from tunebuild.files import atomic_path, scratch_dir, write_json
+from tunebuild.params import LeakageParams, SplitParams, load_params
+from tunebuild.pool import process_map
+from tunebuild.records import id_numbers, unit_hash
 
 IN = Path("data/curate/curated.parquet")
 OUT = Path("data/split")
 SPLITS = ("train", "validation", "test")
 CHUNK_ROWS = 50_000  # rows per band-key job of the leakage check
 SLICE_ROWS = 500_000  # rows per slice when rows are picked from the curated file (bounds memory)
-
-
-@dataclass
-class LeakageParams:
-    threshold: float     # Jaccard similarity of word-shingle sets that counts as a leak
-    max_pairs: int       # more leaking records than this fail the stage
-    num_perm: int
-    shingle_words: int
-    seed: int
-
-
-@dataclass
-class SplitParams:
-    salt: str
-    validation: float
-    test: float
-    leakage: LeakageParams
 
 
 @dataclass

@@ -14,7 +14,7 @@ Out: data/tokenize/{train,validation,test}.parquet
 
 No padding here (batches are padded to their own longest row in train); texts
 longer than tokenize.max_length tokens are truncated and counted. sft renders
-each conversation with the chat template (stages/lib/chat.py) and applies
+each conversation with the chat template (tunebuild/chat.py) and applies
 task.chat.truncation: drop the example, or cut the start of its prompt (left).
 Each split is read and tokenized `tokenize.chunk_rows` rows at a time, so memory
 does not grow with the data.
@@ -29,21 +29,15 @@ import numpy as np
 import polars as pl
 from tokenizers import Tokenizer
 
-from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_path, scratch_dir, write_json
-from stages.lib.model import resolve_model_path
-from stages.lib import chat
-from stages.lib.params import DataParams, ModelParams, TaskParams, load_params
+from tunebuild.errors import UserError, run
+from tunebuild.files import atomic_path, scratch_dir, write_json
+from tunebuild.model import resolve_model_path
+from tunebuild import chat
+from tunebuild.params import DataParams, ModelParams, TaskParams, TokenizeParams, load_params
 
 IN = Path("data/split")
 OUT = Path("data/tokenize")
 SPLITS = ("train", "validation", "test")
-
-
-@dataclass
-class TokenizeParams:
-    max_length: int
-    chunk_rows: int
 
 
 @dataclass
@@ -143,7 +137,7 @@ def tokenize_preference(df: pl.DataFrame, tok, template: str, max_length: int, p
 
 def load_chat_tokenizer(p: Params):
     """The model's tokenizer (transformers) and the chat template it renders with."""
-    from stages.lib.classifier import quiet_transformers
+    from tunebuild.classifier import quiet_transformers
 
     quiet_transformers()
     from transformers import AutoTokenizer

@@ -14,11 +14,11 @@ Scratch: data/train/checkpoint/ (sft, preference) the last resumable checkpoint,
 
 The loops are plain PyTorch and deterministic on CPU: fixed seeds, deterministic
 algorithms; classify: length-grouped batches padded to their own longest row;
-sft: stages/lib/causal.py (packing, completion-only loss, checkpoints); preference: DPO from the
-starting point train.preference.init (stages/lib/preference.py), the same loop.
+sft: tunebuild/causal.py (packing, completion-only loss, checkpoints); preference: DPO from the
+starting point train.preference.init (tunebuild/preference.py), the same loop.
 
 launch.processes > 1: this module starts that many copies of itself (torch.distributed.run) and
-waits; each trains on its share of every global batch (DDP or FSDP, stages/lib/launch.py) and only
+waits; each trains on its share of every global batch (DDP or FSDP, tunebuild/launch.py) and only
 rank 0 writes the outputs above (classify and sft; preference runs in one process).
 """
 from __future__ import annotations
@@ -34,12 +34,12 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from stages.lib import launch
-from stages.lib.errors import UserError, run
-from stages.lib.files import atomic_dir, read_json, write_json
-from stages.lib.classifier import collate, load_base, load_split, predict
-from stages.lib.model import resolve_model_path
-from stages.lib.params import DataParams, LaunchParams, ModelParams, TaskParams, TrainParams, load_params
+from tunebuild import launch
+from tunebuild.errors import UserError, run
+from tunebuild.files import atomic_dir, read_json, write_json
+from tunebuild.classifier import collate, load_base, load_split, predict
+from tunebuild.model import resolve_model_path
+from tunebuild.params import DataParams, LaunchParams, ModelParams, TaskParams, TrainParams, load_params
 
 IN = Path("data/tokenize")
 OUT = Path("data/train")
@@ -106,7 +106,7 @@ def schedule(step: int, total: int, warmup: int) -> float:
 
 def train(model, train_data, val_data, p: TrainParams, pad_id: int, log, strategy: str = "ddp") -> dict:
     """The loop: AdamW, linear warmup/decay, per-epoch validation; `log(metrics, step)` records the curve.
-    Under a launcher each rank runs its share of every global batch (stages/lib/launch.py)."""
+    Under a launcher each rank runs its share of every global batch (tunebuild/launch.py)."""
     (ids, labels), (val_ids, val_labels) = train_data, val_data
     steps_per_epoch = math.ceil(len(ids) / p.batch_size)
     total = steps_per_epoch * p.epochs if p.max_steps < 0 else min(p.max_steps, steps_per_epoch * p.epochs)
@@ -202,8 +202,8 @@ def load_chat_split(path: Path) -> tuple[list[list[int]], list[list[int]]]:
 
 
 def main_chat(p: Params) -> None:
-    """task=sft: the causal-LM loop of stages/lib/causal.py, resumable from data/train/checkpoint/."""
-    from stages.lib import causal
+    """task=sft: the causal-LM loop of tunebuild/causal.py, resumable from data/train/checkpoint/."""
+    from tunebuild import causal
 
     check_chat(p)
     inputs = [IN / "train.parquet", IN / "validation.parquet"]
@@ -223,7 +223,7 @@ def main_chat(p: Params) -> None:
 
 
 def build_chat_model(p: Params):
-    from stages.lib import causal
+    from tunebuild import causal
 
     model = causal.load_base(p.model)
     torch.manual_seed(p.train.seed)
@@ -231,8 +231,8 @@ def build_chat_model(p: Params):
 
 
 def main_preference(p: Params) -> None:
-    """task=preference: DPO (stages/lib/preference.py) from the starting point, resumable like sft."""
-    from stages.lib import causal, preference
+    """task=preference: DPO (tunebuild/preference.py) from the starting point, resumable like sft."""
+    from tunebuild import causal, preference
 
     check_chat(p)
     preference.check(p.train.preference)

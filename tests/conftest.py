@@ -18,13 +18,17 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["stages", "conf", "models", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
+PROJECT_FILES = ["stages", "tunebuild", "conf", "models", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
 RAW_DIRS = ["data/raw", "data/raw_chat", "data/raw_pref"]  # the classify, sft and preference demos
 TINY_ROWS = 25
 ENV = {**os.environ, "PYTHONHASHSEED": "random", "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
 ENV["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{ENV['PATH']}"
+# Users' Pythons write bytecode (__pycache__/*.pyc next to every module imported); these machines set
+# PYTHONDONTWRITEBYTECODE, which would hide from the tests what bytecode does to DVC's hashes.
+ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:

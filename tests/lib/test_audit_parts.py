@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stages.lib.audit import findings, merged_params
-from stages.lib.errors import UserError
-from stages.lib.forget import add_to_list
-from stages.lib.records import record_id
-from stages.lib.trace import which_id
+from tunebuild.audit import findings, merged_params
+from tunebuild.errors import UserError
+from tunebuild.forget import add_to_list
+from tunebuild.records import record_id
+from tunebuild.trace import which_id
 
 CONF = """\
 # my data

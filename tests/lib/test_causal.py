@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 import torch
 
-from stages.lib import causal, chat
-from stages.lib.errors import UserError
-from stages.lib.params import ChatTrainParams, LaunchParams, LoraParams, ModelParams, TrainParams
+from tunebuild import causal, chat
+from tunebuild.errors import UserError
+from tunebuild.params import ChatTrainParams, LaunchParams, LoraParams, ModelParams, TrainParams
 from stages.train import schedule
 from tests.lib.test_chat import TOK
 
@@ -148,7 +148,7 @@ def test_lora_merge_writes_a_standalone_model(tmp_path):
     """train.chat.merge: the adapter and, in merged/, a model of its own (weights + tokenizer) with the same logits."""
     from transformers import AutoModelForCausalLM
 
-    from stages.lib.params import DataParams, ForgetParams, TaskParams
+    from tunebuild.params import DataParams, ForgetParams, TaskParams
     from stages.train import Params, save
 
     model = causal.with_lora(causal.load_base(TINY), LORA)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from stages.lib import chat
-from stages.lib.errors import UserError
-from stages.lib.params import SourceParams
+from tunebuild import chat
+from tunebuild.errors import UserError
+from tunebuild.params import SourceParams
 
 TOK = AutoTokenizer.from_pretrained("models/tiny-chat")
 MULTI = [

@@ -6,8 +6,8 @@ import json
 import polars as pl
 import pytest
 
-from stages.lib import diff as d
-from stages.lib.errors import UserError
+from tunebuild import diff as d
+from tunebuild.errors import UserError
 
 
 def frame(rows: list[tuple]) -> pl.DataFrame:

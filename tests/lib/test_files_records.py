@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.lib.files import atomic_dir, atomic_path, read_json, write_json
-from stages.lib.records import normalize, record_id, record_ids, unit_hash
+from tunebuild.files import atomic_dir, atomic_path, read_json, write_json
+from tunebuild.records import normalize, record_id, record_ids, unit_hash
 
 
 def test_atomic_path_leaves_nothing_on_error(tmp_path):

@@ -1,4 +1,4 @@
-"""stages/lib/launch.py without processes: shares of a global batch, checks, the failure message, conf/launch."""
+"""tunebuild/launch.py without processes: shares of a global batch, checks, the failure message, conf/launch."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ import pytest
 import yaml
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from stages.lib import launch
-from stages.lib.compose import compose, validate
-from stages.lib.errors import UserError
-from stages.lib.params import LaunchParams
+from tunebuild import launch
+from tunebuild.compose import compose, validate
+from tunebuild.errors import UserError
+from tunebuild.params import LaunchParams
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ import random
 import numpy as np
 import pytest
 
-from stages.lib import neardup
-from stages.lib.errors import UserError
+from tunebuild import neardup
+from tunebuild.errors import UserError
 
 WORDS = [f"w{i}" for i in range(400)]
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.compose import compose, validate
-from stages.lib.errors import UserError
-from stages.lib.params import load_params, parse_params
+from tunebuild.compose import compose, validate
+from tunebuild.errors import UserError
+from tunebuild.params import load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def test_validate_rejects_unknown_section():
 
 
 def test_target_key_is_refused_anywhere(tmp_path):
-    from stages.lib.params import read_params_file
+    from tunebuild.params import read_params_file
 
     (tmp_path / "params.yaml").write_text("train:\n  lora:\n    _target_: pathlib.Path.write_text\n")
     with pytest.raises(UserError, match=r"train\.lora\._target_: `_target_` is not allowed"):
@@ -76,7 +76,7 @@ def test_target_key_is_refused_anywhere(tmp_path):
 @pytest.mark.parametrize("license_id, ok", [("CC-BY-4.0", True), ("Apache-2.0", True), ("LicenseRef-Acme-Internal", True),
                                             ("cc-by-4.0", False), ("Proprietary", False)])
 def test_licenses_must_be_spdx(license_id, ok):
-    from stages.lib.params import check_license
+    from tunebuild.params import check_license
 
     if ok:
         check_license(license_id, "data.sources[0].license")

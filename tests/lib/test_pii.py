@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from stages.lib import pii
+from tunebuild import pii
 
 PIECES = ["4111 1111 1111 1111", "+1 415 555 0100", "078-05-1120", "203.0.113.7", "DE89 3704 0044 0532 0130 00",
           "2001:0db8:85a3:0000:0000:8a2e:0370:7334", "abcd:ef01:2345:6789:abcd:ef01:2345:6789", "a.b@example.com",

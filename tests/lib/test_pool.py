@@ -1,7 +1,7 @@
 import os
 import time
 
-from stages.lib.pool import process_map
+from tunebuild.pool import process_map
 
 
 def pid_after(seconds: float) -> tuple[float, int]:

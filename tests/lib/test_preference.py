@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 import torch
 
-from stages.lib import causal, chat, preference
-from stages.lib.errors import UserError
-from stages.lib.params import LaunchParams, PreferenceTrainParams
+from tunebuild import causal, chat, preference
+from tunebuild.errors import UserError
+from tunebuild.params import LaunchParams, PreferenceTrainParams
 from stages.tokenize import tokenize_preference
 from stages.train import schedule
 from tests.lib.test_causal import LORA, TINY, tp
@@ -115,7 +115,7 @@ def test_pairs_packed_in_a_row_score_as_one_pair_per_row():
 
 
 def test_the_starting_point_from_an_sft_adapter_or_model(tmp_path):
-    from stages.lib.params import DataParams, ForgetParams, TaskParams
+    from tunebuild.params import DataParams, ForgetParams, TaskParams
     from stages.train import Params, save
 
     sft = trained_lora()

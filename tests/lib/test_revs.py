@@ -6,8 +6,8 @@ import shutil
 import polars as pl
 import pytest
 
-from stages.lib import revs
-from stages.lib.errors import UserError
+from tunebuild import revs
+from tunebuild.errors import UserError
 from tests.conftest import sh
 
 

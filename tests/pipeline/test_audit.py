@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import yaml
 
-from stages.lib.records import record_id
+from tunebuild.records import record_id
 from tests.conftest import ran_stages, sh
 
 pytestmark = pytest.mark.pipeline

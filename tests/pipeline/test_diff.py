@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import yaml
 
-from stages.lib.diff import diff
-from stages.lib.records import record_id
+from tunebuild.diff import diff
+from tunebuild.records import record_id
 from tests.conftest import ENV, ROOT, make_repo, sh
 from tests.pipeline.test_pipeline import set_param
 

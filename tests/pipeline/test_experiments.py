@@ -7,8 +7,8 @@ import time
 import pytest
 import yaml
 
-from stages.lib import revs
-from stages.lib.promote import experiments
+from tunebuild import revs
+from tunebuild.promote import experiments
 from tests.conftest import sh
 
 pytestmark = pytest.mark.pipeline

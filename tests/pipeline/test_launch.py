@@ -17,7 +17,7 @@ import psutil
 import pytest
 from safetensors.torch import load_file
 
-from stages.lib.model import resolve_model_path
+from tunebuild.model import resolve_model_path
 from tests.conftest import make_repo, ran_stages, sh
 from tests.pipeline.test_crash import kill_tree, start
 

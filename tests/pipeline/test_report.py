@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import yaml
 
-from stages.lib.params import load_params
+from tunebuild.params import load_params
 from stages.report import (
     MISSING,
     SPLITS,

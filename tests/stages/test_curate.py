@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, curate_parts,
                            Parts, measures, sft_model)
 from stages.ingest import RECORDS_SCHEMA
-from stages.lib.pool import pooled
-from stages.lib import neardup
-from stages.lib.errors import UserError
-from stages.lib.params import DataParams, ForgetParams, TaskParams
-from stages.lib.records import record_ids
+from tunebuild.pool import pooled
+from tunebuild import neardup
+from tunebuild.errors import UserError
+from tunebuild.params import DataParams, ForgetParams, TaskParams
+from tunebuild.records import record_ids
 
 CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_symbol_ratio=0.5, max_char_run=5,
                   boilerplate=["(?i)sent from my iphone", "-+"], scripts=["Latin"], min_script_ratio=0.7,

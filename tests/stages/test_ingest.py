@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 
 from stages.ingest import IngestParams, Params, assign_files, ingest_frames, read_file, to_frames
-from stages.lib.errors import UserError
-from stages.lib.params import DataParams, ForgetParams, SourceParams
+from tunebuild.errors import UserError
+from tunebuild.params import DataParams, ForgetParams, SourceParams
 
 IP = IngestParams(max_line_bytes=80, chunk_rows=3)
 

@@ -24,8 +24,8 @@ from stages.curate import RULES, curate
 from stages.curate import Params as CurateStageParams
 from stages.ingest import IngestParams, ingest_frames
 from stages.ingest import Params as IngestStageParams
-from stages.lib.params import DataParams, ForgetParams, SourceParams, TaskParams
-from stages.lib.records import record_id
+from tunebuild.params import DataParams, ForgetParams, SourceParams, TaskParams
+from tunebuild.records import record_id
 from tests.stages.test_malformed_corpus import CURATE, INGEST, LABELS
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -29,9 +29,9 @@ from stages.curate import CurateParams, NearDuplicateParams, PiiParams, curate
 from stages.curate import Params as CurateStageParams
 from stages.ingest import IngestParams, ingest_frames
 from stages.ingest import Params as IngestStageParams
-from stages.lib.errors import UserError
-from stages.lib.params import DataParams, ForgetParams, SourceParams, TaskParams
-from stages.lib.records import record_id
+from tunebuild.errors import UserError
+from tunebuild.params import DataParams, ForgetParams, SourceParams, TaskParams
+from tunebuild.records import record_id
 
 LABELS = ["billing", "refund"]
 INGEST = IngestParams(max_line_bytes=1048576, chunk_rows=50000)          # conf/config.yaml: ingest

@@ -9,9 +9,9 @@ import pytest
 
 from stages import curate as curate_stage
 from stages.ingest import IngestParams, Params, ingest_frames
-from stages.lib import chat
-from stages.lib.errors import UserError
-from stages.lib.params import SourceParams, TaskParams
+from tunebuild import chat
+from tunebuild.errors import UserError
+from tunebuild.params import SourceParams, TaskParams
 from tests.stages.test_sft_stages import SYSTEM, curate_params, data
 
 

@@ -11,8 +11,8 @@ from transformers import AutoTokenizer
 from stages import curate as curate_stage
 from stages.evaluate import json_scores
 from stages.ingest import IngestParams, Params, ingest_frames
-from stages.lib import chat
-from stages.lib.params import DataParams, ForgetParams, SourceParams, TaskParams
+from tunebuild import chat
+from tunebuild.params import DataParams, ForgetParams, SourceParams, TaskParams
 from stages.tokenize import tokenize_chat
 from tests.stages.test_curate import CP
 
@@ -124,8 +124,8 @@ def test_json_scores():
 
 @pytest.mark.parametrize("bad", [{"truncation": "right"}, {"template": "vicuna"}])
 def test_bad_chat_params_are_user_errors(bad):
-    from stages.lib.errors import UserError
-    from stages.lib.params import ChatParams, ModelParams
+    from tunebuild.errors import UserError
+    from tunebuild.params import ChatParams, ModelParams
     from stages.tokenize import Params as TokParams
     from stages.tokenize import TokenizeParams, load_chat_tokenizer
 

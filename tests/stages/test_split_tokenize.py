@@ -3,9 +3,9 @@ import random
 import polars as pl
 import pytest
 
-from stages.lib.errors import UserError
-from stages.lib.params import ModelParams
-from stages.lib.records import record_ids
+from tunebuild.errors import UserError
+from tunebuild.params import ModelParams
+from tunebuild.records import record_ids
 from stages.split import LeakageParams, SplitParams, split, split_keys
 from stages.tokenize import load_tokenizer, tokenize
 

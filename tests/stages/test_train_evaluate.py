@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from stages.evaluate import scores
-from stages.lib.classifier import collate, load_base, predict
-from stages.lib.errors import UserError
-from stages.lib.params import DataParams, ForgetParams, LaunchParams, LoraParams, ModelParams, TaskParams, TrainParams
+from tunebuild.classifier import collate, load_base, predict
+from tunebuild.errors import UserError
+from tunebuild.params import DataParams, ForgetParams, LaunchParams, LoraParams, ModelParams, TaskParams, TrainParams
 from stages.train import Params, batches, build_model, check, schedule, train
 
 SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")

@@ -29,8 +29,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from stages.lib.errors import UserError
-from stages.lib.params import LaunchParams
+from tunebuild.errors import UserError
+from tunebuild.params import LaunchParams
 
 BACKENDS = ("gloo", "nccl")
 STRATEGIES = ("ddp", "fsdp")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from stages.lib.errors import UserError
-from stages.lib.records import record_id
-from stages.lib.trace import which_id
+from tunebuild.errors import UserError
+from tunebuild.records import record_id
+from tunebuild.trace import which_id
 
 RECORDS = Path("data/ingest/records.parquet")
 
@@ -74,7 +74,7 @@ def add_to_list(path: Path, ids: list[str], patterns: list[str]) -> tuple[list[s
         raise UserError(f"{path}: could not add to the forget lists safely (unusual layout); add the entries by "
                         f"hand: {want}")
     if new_text != text:
-        from stages.lib.files import write_text
+        from tunebuild.files import write_text
 
         write_text(path, new_text)
     return added["record_ids"], added["patterns"]
@@ -131,8 +131,8 @@ def check(ids: list[str], patterns: list[str]) -> None:
 def forget(ids: list[str], texts: list[str], patterns: list[str], conf: Path, params: Path,
            config: str | None = None) -> str:
     """Edit the forget list, recompose params.yaml; returns what to tell the user."""
-    from stages.lib.compose import compose, validate
-    from stages.lib.files import write_text
+    from tunebuild.compose import compose, validate
+    from tunebuild.files import write_text
 
     ids = [which_id(i, None) for i in ids] + [record_id(t) for t in texts]
     check(ids, patterns)

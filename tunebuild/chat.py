@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from stages.lib.records import record_id
+from tunebuild.records import record_id
 
 FORMATS = ("text", "messages", "prompt_completion", "instruction", "preference")
 ROLES = ("system", "user", "assistant")
@@ -73,7 +73,7 @@ def optional_columns(src) -> list[str]:
 
 def check_source(src, file_format: str, where: str) -> None:
     """A source's format must be known; a messages list is read from JSONL only."""
-    from stages.lib.errors import UserError
+    from tunebuild.errors import UserError
 
     if src.format not in FORMATS:
         raise UserError(f"params.yaml: {where}.format: '{src.format}' is not one of {', '.join(FORMATS)}")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
-from stages.lib import revs
-from stages.lib.audit import LINEAGE, Outputs, load
-from stages.lib.errors import UserError
-from stages.lib.records import normalize, record_id
+from tunebuild import revs
+from tunebuild.audit import LINEAGE, Outputs, load
+from tunebuild.errors import UserError
+from tunebuild.records import normalize, record_id
 
 ID = re.compile(r"[0-9a-f]{16}")
 

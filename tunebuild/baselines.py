@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from stages.lib.classifier import collate
+from tunebuild.classifier import collate
 
 TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True}  # word uni- and bigrams, log term frequency
 C_TFIDF, C_EMBEDDING = 1.0, 10.0  # inverse regularisation, chosen on the demo's validation split / out-of-fold

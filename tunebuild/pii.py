@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+
+import polars as pl
 from collections.abc import Iterable
 
 TYPES = ("email", "card", "iban", "national_id", "ip", "phone")  # detection order: specific before generic
@@ -111,3 +113,20 @@ def redact(text: str, spans: list[tuple[str, int, int]], kinds: set[str]) -> str
             last = end
     out.append(text[last:])
     return "".join(out)
+
+
+def find_all(df: pl.DataFrame) -> dict[int, tuple[str, list[tuple[str, int, int]]]]:
+    """Row index -> (original text, PII spans), for rows with PII only.
+
+    Each type's prefilter runs in polars over all rows; its pattern only on the rows that matched.
+    """
+    text = pl.col("text").fill_null("")
+    any_type = "|".join(f"(?:{pat})" for pat in PREFILTERS.values())  # one pass over all rows, then per type
+    hits = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "text").filter(text.str.contains(any_type))
+            .with_columns(text.str.contains(pat).alias(k) for k, pat in PREFILTERS.items()))
+    found = {}
+    for i, t, *flags in hits.iter_rows():
+        spans = find(t, [k for k, hit in zip(PREFILTERS, flags) if hit])
+        if spans:
+            found[i] = (t, spans)
+    return found

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from stages.lib.errors import UserError
+from tunebuild.errors import UserError
 
 
 @lru_cache(maxsize=8)

@@ -29,9 +29,9 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from stages.lib import causal
-from stages.lib.errors import UserError
-from stages.lib.params import ModelParams, PreferenceTrainParams, TrainParams
+from tunebuild import causal
+from tunebuild.errors import UserError
+from tunebuild.params import ModelParams, PreferenceTrainParams, TrainParams
 
 LOSSES = ("sigmoid", "ipo")
 Sequences = tuple[list[list[int]], list[list[int]]]  # ids and labels; 2i: chosen of pair i, 2i+1: rejected

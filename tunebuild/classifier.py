@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from stages.lib.model import resolve_model_path
-from stages.lib.params import ModelParams
+from tunebuild.model import resolve_model_path
+from tunebuild.params import ModelParams
 
 
 def quiet_transformers() -> None:

@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stages.lib import revs
-from stages.lib.errors import UserError
+from tunebuild import revs
+from tunebuild.errors import UserError
 
 CARDS = ("data/report/model_card.md", "data/report/data_card.md")
 COPIES = Path("cards")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from stages.lib.errors import UserError
+from tunebuild.errors import UserError
 
 DIGEST_BATCH = 10_000  # texts per signature batch of band_keys
 MIX = np.uint64(0x9E3779B97F4A7C15)  # combines u64 hashes (n-grams from words, band keys from signature values)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from stages.lib import launch
-from stages.lib.chat import IGNORE, pack
-from stages.lib.classifier import quiet_transformers
-from stages.lib.errors import UserError
-from stages.lib.files import atomic_dir
-from stages.lib.model import resolve_model_path
-from stages.lib.params import LoraParams, ModelParams, TrainParams
+from tunebuild import launch
+from tunebuild.chat import IGNORE, pack
+from tunebuild.classifier import quiet_transformers
+from tunebuild.errors import UserError
+from tunebuild.files import atomic_dir
+from tunebuild.model import resolve_model_path
+from tunebuild.params import LoraParams, ModelParams, TrainParams
 
 INIT_SEED = 0
 LOG_EVERY = 10
@@ -191,11 +192,20 @@ def plan(lengths: list[int], p: TrainParams) -> list[tuple[int, list[list[list[i
 
 
 def fingerprint(paths: list[Path], params: dict) -> str:
-    """What a checkpoint must match to be resumed: input files, parameters, and this code."""
+    """What a checkpoint must match to be resumed: input files, parameters, and the code training runs
+    (the project's modules loaded by now: the train stage's own import closure, as dvc.yaml lists it)."""
     h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    for path in paths + sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).parents[1] / "train.py"]:
+    for path in paths + loaded_code():
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def loaded_code() -> list[Path]:
+    """The files of the project's modules (stages, tunebuild) imported in this process, sorted."""
+    root = Path(__file__).resolve().parents[1]
+    files = {Path(m.__file__).resolve() for name, m in list(sys.modules.items())
+             if name.split(".")[0] in ("stages", "tunebuild") and getattr(m, "__file__", None)}
+    return sorted(f for f in files if root in f.parents)
 
 
 def save_checkpoint(path: Path, model, opt, step: int, state: dict) -> None:
@@ -241,7 +251,7 @@ def load_checkpoint(path: Path, model, opt, key: str) -> dict | None:
 def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Callable, schedule: Callable,
                ckpt_dir: Path, key: str, strategy: str = "ddp") -> dict:
     """The sft loop (see the module docstring); returns the last validation loss and the steps run. Under a
-    launcher each rank trains on its share of every micro-batch (stages/lib/launch.py)."""
+    launcher each rank trains on its share of every micro-batch (tunebuild/launch.py)."""
     (ids, labels), (val_ids, val_labels) = train_data, val_data
     net = launch.wrap(CompletionLoss(model), strategy)
 

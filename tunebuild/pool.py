@@ -13,7 +13,7 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 
-from stages.lib.errors import exit_now
+from tunebuild.errors import exit_now
 
 
 def pooled(fn: Callable, items: Iterable, pool: ProcessPoolExecutor, helpers: int) -> Iterator:

@@ -1,16 +1,13 @@
 """Compose conf/ into params.yaml with Hydra, byte for byte as `dvc exp run` does."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import yaml
 
-from stages.lib.errors import UserError
-from stages.lib.params import check_no_target, parse_params
+from tunebuild.errors import UserError
+from tunebuild.params import SECTIONS, check_no_target, load_section
 
-STAGES = ("ingest", "curate", "split", "tokenize", "train", "evaluate", "report")
-SHARED = ("task", "model", "data", "launch")
 
 
 def compose(conf_dir: Path, overrides: list[str], config_name: str = "config") -> str:
@@ -33,11 +30,11 @@ def compose(conf_dir: Path, overrides: list[str], config_name: str = "config") -
 
 
 def validate(text: str, origin: str) -> None:
-    """Every section must match the dataclass of every stage that reads it; no unknown sections."""
+    """Every section must match its dataclass (tunebuild.params.SECTIONS); no unknown or missing sections."""
     raw = yaml.safe_load(text) or {}
     check_no_target(raw, origin)
-    unknown = sorted(set(raw) - set(STAGES) - set(SHARED))
+    unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise UserError(f"{origin}: unknown section '{unknown[0]}' (known: {', '.join(SHARED + STAGES)})")
-    for verb in STAGES:
-        parse_params(importlib.import_module(f"stages.{verb}").Params, raw, origin)
+        raise UserError(f"{origin}: unknown section '{unknown[0]}' (known: {', '.join(SECTIONS)})")
+    for name, cls in SECTIONS.items():
+        load_section(cls, name, raw.get(name), origin)

@@ -1,6 +1,6 @@
 """`tunebuild audit`: governance facts and findings from the pipeline's own outputs at a git revision.
 
-Reads (through stages.lib.revs: the workspace, or any revision from the DVC cache or remote)
+Reads (through tunebuild.revs: the workspace, or any revision from the DVC cache or remote)
 params.yaml, dvc.lock and the ingest, curate, split, tokenize, evaluate and report outputs.
 Every count is computed from the parquet files themselves, not copied from stats.json.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from stages.lib import revs
-from stages.lib.params import DataParams, parse_params
+from tunebuild import revs
+from tunebuild.params import CurateSections, DataParams, parse_params
 
 SPLITS = ("train", "validation", "test")
 KINDS = ("license", "pii", "leakage", "stale", "forget")
@@ -85,9 +85,7 @@ def load(rev: str | None = None, root: str | Path = ".") -> Outputs:
 
 def curate_params(out: Outputs):
     """The curate, data and task sections of params.yaml at that revision, strictly typed."""
-    from stages import curate
-
-    return parse_params(curate.Params, out.params, f"params.yaml at {out.where['rev']}")
+    return parse_params(CurateSections, out.params, f"params.yaml at {out.where['rev']}")
 
 
 def all_splits(out: Outputs) -> pl.DataFrame:
@@ -107,13 +105,12 @@ def sources(out: Outputs, allowlist: list[str]) -> list[dict]:
 
 def pii_facts(out: Outputs, actions: dict[str, str]) -> dict:
     """Per PII type: curate's action, rows found, redacted (kept), rejected, and still found in the splits."""
-    from stages import curate
-    from stages.lib import pii
+    from tunebuild import pii
 
     everything = pl.concat([out.curated.select("pii"), out.rejected.select("pii")])
     remaining: dict[str, int] = {}
     for df in out.splits.values():
-        for _, spans in curate.find_pii(df.select("text")).values():
+        for _, spans in pii.find_all(df.select("text")).values():
             for kind in {k for k, _, _ in spans}:
                 remaining[kind] = remaining.get(kind, 0) + 1
 
@@ -288,7 +285,7 @@ def audit(rev: str | None = None, root: str | Path = ".") -> dict:
 
 
 def table(headers: list[str], rows: list[list]) -> str:
-    from stages.lib.markdown import table as md_table
+    from tunebuild.markdown import table as md_table
 
     return md_table(headers, rows) if rows else "_none_"
 

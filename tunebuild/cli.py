@@ -19,15 +19,15 @@ import difflib
 import sys
 from pathlib import Path
 
-from stages.lib.errors import run
+from tunebuild.errors import run
 
 PARAMS = Path("params.yaml")
 CONF = Path("conf")
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from stages.lib.compose import compose, validate
-    from stages.lib.files import write_text
+    from tunebuild.compose import compose, validate
+    from tunebuild.files import write_text
 
     text = compose(CONF, args.overrides, args.config)
     validate(text, f"{CONF}/ (composed)")
@@ -52,8 +52,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     import json
 
-    from stages.lib.audit import audit, markdown
-    from stages.lib.files import write_text
+    from tunebuild.audit import audit, markdown
+    from tunebuild.files import write_text
 
     report = audit(args.rev)
     text = json.dumps(report, indent=2, sort_keys=True) + "\n" if args.format == "json" else markdown(report)
@@ -68,21 +68,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from stages.lib.trace import render, trace
+    from tunebuild.trace import render, trace
 
     print(render(trace(args.record_id, args.text, args.rev, args.all_revs)))
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from stages.lib.forget import forget
+    from tunebuild.forget import forget
 
     print(forget(args.record_ids, args.text, args.pattern, CONF, PARAMS, args.config))
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from stages.lib.diff import diff, to_json, to_markdown
+    from tunebuild.diff import diff, to_json, to_markdown
 
     report = diff(args.base, args.head, args.stage, ".", args.examples)
     sys.stdout.write(to_json(report) if args.format == "json" else to_markdown(report))
@@ -90,7 +90,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from stages.lib.promote import promote
+    from tunebuild.promote import promote
 
     print(promote(args.metric, args.min, args.branch))
     return 0

@@ -22,7 +22,7 @@ def run(main: Callable[[], None], out_dir: "Path | None" = None, fast_exit: bool
     """
     try:
         if out_dir is not None:
-            from stages.lib.files import remove_stale_temps
+            from tunebuild.files import remove_stale_temps
 
             remove_stale_temps(out_dir)
         main()

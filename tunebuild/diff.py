@@ -3,7 +3,7 @@
 In:  one stage's dataset at two revisions (curate: curated.parquet; split, tokenize: the three split
      files with a `split` column), plus data/curate/{curated,rejected}.parquet, data/tokenize/stats.json
      (when present) and dvc.lock. Other revisions are read through DVC (cache or remote, never a
-     checkout, stages/lib/revs.py); head None is the workspace.
+     checkout, tunebuild/revs.py); head None is the workspace.
 Out: one plain dict (below), rendered as JSON (sorted keys) or as markdown for a pull-request comment.
 
 The core, `diff_frames(base, head)`, works on two polars frames: rows are matched on `record_id`,
@@ -40,9 +40,9 @@ import orjson
 import polars as pl
 import yaml
 
-from stages.lib import revs
-from stages.lib.errors import UserError
-from stages.lib.markdown import cell as _cell, table
+from tunebuild import revs
+from tunebuild.errors import UserError
+from tunebuild.markdown import cell as _cell, table
 
 VERSION = 1
 SPLITS = ("train", "validation", "test")

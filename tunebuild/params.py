@@ -18,7 +18,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from stages.lib.errors import UserError
+from tunebuild.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 FIX = "fix conf/ and run `tunebuild compose` (or edit params.yaml)"
@@ -135,6 +135,109 @@ class LaunchParams:
     processes: int               # worker processes on this machine; 1: train in the stage's own process
     backend: str                 # torch.distributed backend: gloo (CPU) | nccl (GPU, one GPU per process)
     strategy: str                # ddp: a full replica per process | fsdp: weights, gradients, optimizer state sharded
+
+
+@dataclass
+class IngestParams:
+    max_line_bytes: int
+    chunk_rows: int
+
+
+@dataclass
+class PiiParams:
+    email: str
+    phone: str
+    card: str
+    iban: str
+    ip: str
+    national_id: str
+
+
+@dataclass
+class NearDuplicateParams:
+    action: str          # reject: keep the first of a cluster; keep: keep all, same split
+    threshold: float     # Jaccard similarity of the word-shingle sets (exact, on LSH candidates)
+    num_perm: int        # MinHash permutations for LSH (neardup.lsh_shape: bands x rows)
+    shingle_words: int
+    seed: int
+
+
+@dataclass
+class CurateParams:
+    min_chars: int
+    max_chars: int
+    min_words: int
+    max_words: int
+    max_symbol_ratio: float
+    max_char_run: int
+    boilerplate: list[str]
+    scripts: list[str]
+    min_script_ratio: float
+    license_allowlist: list[str]
+    pii: PiiParams
+    near_duplicates: NearDuplicateParams
+    chunk_rows: int      # records per chunk of the row-local rules (bounds memory; dedupe sees all)
+
+
+@dataclass
+class LeakageParams:
+    threshold: float     # Jaccard similarity of word-shingle sets that counts as a leak
+    max_pairs: int       # more leaking records than this fail the stage
+    num_perm: int
+    shingle_words: int
+    seed: int
+
+
+@dataclass
+class SplitParams:
+    salt: str
+    validation: float
+    test: float
+    leakage: LeakageParams
+
+
+@dataclass
+class TokenizeParams:
+    max_length: int
+    chunk_rows: int
+
+
+@dataclass
+class EvaluateParams:
+    split: str
+    batch_size: int
+    seed: int                    # the base model's untrained head, bootstrap resamples, cross-validation folds
+    bootstrap: int               # resamples behind every 95% interval
+    folds: int                   # classify: cross-validation folds of the out-of-fold label check
+    few_shot: int                # sft: train examples in the few-shot prompt
+
+
+@dataclass
+class ReportParams:
+    """Facts only the owner knows; null ones are marked missing in the cards."""
+
+    title: str
+    owner: Optional[str]
+    motivation: Optional[str]        # why the dataset was made, by whom
+    collection: Optional[str]        # how the raw data was gathered (consent, time frame)
+    intended_use: Optional[str]
+    out_of_scope_use: Optional[str]
+    maintenance: Optional[str]       # who maintains it, how to report a problem, update plan
+
+
+# Every top-level section of params.yaml and its dataclass: `tunebuild compose` validates each one.
+SECTIONS = {"task": TaskParams, "model": ModelParams, "data": DataParams, "launch": LaunchParams,
+            "ingest": IngestParams, "curate": CurateParams, "split": SplitParams, "tokenize": TokenizeParams,
+            "train": TrainParams, "evaluate": EvaluateParams, "report": ReportParams}
+
+
+@dataclass
+class CurateSections:
+    """What curate reads (and `tunebuild audit` reads back at any revision)."""
+
+    curate: CurateParams
+    data: DataParams
+    task: TaskParams
 
 
 def check_no_target(node: Any, file: str, where: str = "") -> None:

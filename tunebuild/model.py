@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from stages.lib.errors import UserError
+from tunebuild.errors import UserError
 
 
 def resolve_model_path(spec: str) -> str:
