@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from tunebuild import neardup, pii
+from tunebuild import neardup, pii, rules, tasks
 from tunebuild.errors import UserError, run
 from tunebuild.files import HANDOFF, atomic_paths, read_json, scratch_dir, streamed, synced_while_written, write_json
 from tunebuild.params import CurateParams, CurateSections, NearDuplicateParams, PiiParams, check_license, load_params
 from tunebuild.pool import process_map
 from tunebuild.records import id_numbers, not_ascii, plain
+from tunebuild.rules import Rule
 
 if TYPE_CHECKING:  # pandera is imported where the schemas are built: a second of start-up that the main
     import pandera.polars as pa  # process would otherwise spend before its worker processes start
@@ -46,10 +47,7 @@ if TYPE_CHECKING:  # pandera is imported where the schemas are built: a second o
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")
 OUT = Path("data/curate")
-SCHEMA_RULES = ["empty_text", "too_short", "too_long", "unknown_label"]
-QUALITY_RULES = ["too_few_words", "too_many_words", "mostly_symbols", "repeated_chars", "boilerplate", "charset"]
-RULES = (["forget", "license"] + SCHEMA_RULES + QUALITY_RULES + [f"pii_{t}" for t in pii.TYPES]
-         + ["label_conflict", "duplicate", "near_duplicate"])
+DEDUPE_RULES = ["label_conflict", "duplicate", "near_duplicate"]
 PII_ACTIONS = ("redact", "reject", "keep")
 PII_TABLE = {"source": pl.String, "type": pl.String, "found": pl.Int64, "redacted": pl.Int64, "rejected": pl.Int64}
 
@@ -57,136 +55,8 @@ PII_TABLE = {"source": pl.String, "type": pl.String, "found": pl.Int64, "redacte
 Params = CurateSections
 
 
-@functools.lru_cache(maxsize=8)
-def classify_model(labels: tuple[str, ...], min_chars: int, max_chars: int) -> type[pa.DataFrameModel]:
-    """The `classify` task's schema: a non-blank text within bounds and a label from the taxonomy."""
-    import pandera.polars as pa
-
-    class ClassifyRecord(pa.DataFrameModel):
-        record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
-        text: str = pa.Field(nullable=False)
-        label: str = pa.Field(nullable=False)
-
-        class Config:
-            strict = False
-
-        @pa.check("text", name="empty_text")
-        def _not_blank(cls, data: PolarsData) -> pl.LazyFrame:
-            return data.lazyframe.select(pl.col(data.key).str.strip_chars().str.len_chars() > 0)
-
-        @pa.check("text", name="too_short")
-        def _min_chars(cls, data: PolarsData) -> pl.LazyFrame:
-            n = pl.col(data.key).str.strip_chars().str.len_chars()
-            return data.lazyframe.select((n >= min_chars) | (n == 0))
-
-        @pa.check("text", name="too_long")
-        def _max_chars(cls, data: PolarsData) -> pl.LazyFrame:
-            return data.lazyframe.select(pl.col(data.key).str.len_chars() <= max_chars)
-
-        @pa.check("label", name="unknown_label")
-        def _in_taxonomy(cls, data: PolarsData) -> pl.LazyFrame:
-            return data.lazyframe.select(pl.col(data.key).is_in(list(labels)))
-
-    return ClassifyRecord
-
-
-MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
-
-
-def role_order(data: PolarsData) -> pl.LazyFrame:
-    """Roles [system], then user/assistant turns in turn, ending with the assistant."""
-    roles = pl.col(data.key).list.eval(pl.element().struct.field("role")).list.join("|") + "|"
-    return data.lazyframe.select(roles.str.contains(r"^(system\|)?(user\|assistant\|)+$").fill_null(False))
-
-
-def no_empty_content(data: PolarsData) -> pl.LazyFrame:
-    blank = pl.element().struct.field("content").fill_null("").str.strip_chars().str.len_chars() == 0
-    return data.lazyframe.select(~pl.col(data.key).list.eval(blank).list.any().fill_null(True))
-
-
-def within_chars(data: PolarsData, max_chars: int) -> pl.LazyFrame:
-    n = pl.col(data.key).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
-    return data.lazyframe.select(n <= max_chars)
-
-
-@functools.lru_cache(maxsize=8)
-def sft_model(max_chars: int) -> type[pa.DataFrameModel]:
-    """The `sft` task's schema: `messages` = [{role, content}], roles in order, ending with the assistant."""
-    import pandera.polars as pa
-
-    class SftRecord(pa.DataFrameModel):
-        record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
-        messages: MESSAGES = pa.Field(nullable=False)
-
-        class Config:
-            strict = False
-
-        @pa.check("messages", name="role_order")
-        def _roles(cls, data: PolarsData) -> pl.LazyFrame:
-            return role_order(data)
-
-        @pa.check("messages", name="empty_content")
-        def _contents(cls, data: PolarsData) -> pl.LazyFrame:
-            return no_empty_content(data)
-
-        @pa.check("messages", name="too_long")
-        def _length(cls, data: PolarsData) -> pl.LazyFrame:
-            return within_chars(data, max_chars)
-
-    return SftRecord
-
-
-def final_content(col: str) -> pl.Expr:
-    return pl.col(col).list.last().struct.field("content")
-
-
-def prompt_key(col: str) -> pl.Expr:
-    """The turns before a conversation's final turn, as one string (roles and contents)."""
-    turns = pl.col(col).list.eval(pl.format("{}: {}", pl.element().struct.field("role"), pl.element().struct.field("content")))
-    return turns.list.head(pl.col(col).list.len() - 1).list.join("\x00")
-
-
-@functools.lru_cache(maxsize=8)
-def preference_model(max_chars: int) -> type[pa.DataFrameModel]:
-    """The `preference` task's schema: two conversations (chosen, rejected) that end with the assistant,
-    share their prompt (every turn before the final answer) and differ in that answer."""
-    import pandera.polars as pa
-
-    class PreferenceRecord(pa.DataFrameModel):
-        record_id: str = pa.Field(str_matches=r"^[0-9a-f]{16}$")
-        chosen: MESSAGES = pa.Field(nullable=False)
-        rejected: MESSAGES = pa.Field(nullable=False)
-
-        class Config:
-            strict = False
-
-        @pa.check("chosen", "rejected", name="role_order")
-        def _roles(cls, data: PolarsData) -> pl.LazyFrame:
-            return role_order(data)
-
-        @pa.check("chosen", "rejected", name="empty_content")
-        def _contents(cls, data: PolarsData) -> pl.LazyFrame:
-            return no_empty_content(data)
-
-        @pa.check("chosen", "rejected", name="too_long")
-        def _length(cls, data: PolarsData) -> pl.LazyFrame:
-            return within_chars(data, max_chars)
-
-        @pa.check("rejected", name="prompt_mismatch")
-        def _same_prompt(cls, data: PolarsData) -> pl.LazyFrame:
-            return data.lazyframe.select((prompt_key("chosen") == prompt_key("rejected")).fill_null(False))
-
-        @pa.check("rejected", name="same_answers")
-        def _different(cls, data: PolarsData) -> pl.LazyFrame:
-            same = final_content("chosen").str.strip_chars() == final_content("rejected").str.strip_chars()
-            return data.lazyframe.select(~same.fill_null(False))
-
-    return PreferenceRecord
-
-
 def check_params(p: Params) -> None:
-    if p.task.name not in TASK_COLUMNS:
-        raise UserError(f"params.yaml: task.name: '{p.task.name}' has no curate pipeline (known: {', '.join(TASK_COLUMNS)})")
+    tasks.load(p.task.name)
     for kind in pii.TYPES:
         if getattr(p.curate.pii, kind) not in PII_ACTIONS:
             raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
@@ -206,60 +76,27 @@ def check_params(p: Params) -> None:
                 raise UserError(f"params.yaml: {name}: '{pattern}' is not a valid regular expression ({e})") from None
 
 
-def turn_text(col: str) -> pl.Expr:
-    """A conversation's non-system turns, one per line: the text the rules see."""
-    return pl.col(col).list.eval(pl.element().filter(pl.element().struct.field("role") != "system")
-                                 .struct.field("content")).list.join("\n")
+def row_rules(p: Params) -> list[Rule]:
+    """The rules curate tests with polars (tunebuild/rules.py): on request and license, then quality."""
+    return (rules.request_rules(p.data.forget, p.curate.license_allowlist)
+            + rules.quality_rules(p.curate, not_ascii(pl.col("text").fill_null(""))))
 
 
-def sft_records(records: pl.DataFrame) -> pl.DataFrame:
-    """sft: the JSON conversation in `text` (ingest) as `messages`; the rules then see the non-system turns
-    as `text` and the final assistant answer as `label` (two answers to one prompt: label_conflict)."""
-    return records.with_columns(messages=pl.col("text").str.json_decode(MESSAGES)).with_columns(
-        text=turn_text("messages"), label=sft_label())
+def rule_names(p: Params) -> list[str]:
+    """Every rule in the order it is tried (the first that fails is recorded): on request, license, the
+    task's schema rules, quality rules, PII types set to reject, then the dedupe rules."""
+    request, quality = row_rules(p)[:2], row_rules(p)[2:]
+    schema = [r.name for r in tasks.load(p.task.name).schema_rules(p)]
+    return ([r.name for r in request] + list(dict.fromkeys(schema)) + [r.name for r in quality]
+            + [f"pii_{t}" for t in pii.TYPES] + DEDUPE_RULES)
 
 
-def sft_label() -> pl.Expr:
-    last = pl.col("messages").list.last().struct
-    return pl.when(last.field("role") == "assistant").then(last.field("content"))
-
-
-def preference_label() -> pl.Expr:
-    return pl.struct(chosen=final_content("chosen"), rejected=final_content("rejected")).struct.json_encode()
-
-
-def preference_records(records: pl.DataFrame) -> pl.DataFrame:
-    """preference: the JSON pair in `text` (ingest) as `chosen` and `rejected` conversations; the rules see the
-    chosen conversation's non-system turns and the rejected answer as `text`, and both answers as `label`
-    (another pair for the same prompt: label_conflict)."""
-    pair = pl.Struct({"chosen": MESSAGES, "rejected": MESSAGES})
-    return records.with_columns(pl.col("text").str.json_decode(pair).struct.unnest()).with_columns(
-        text=pl.concat_str(turn_text("chosen"), final_content("rejected"), separator="\n"), label=preference_label())
-
-
-TASK_COLUMNS = {"classify": ("text", "label"), "sft": ("messages",), "preference": ("chosen", "rejected")}
-TASK_RECORDS = {"sft": sft_records, "preference": preference_records}  # records -> the task's columns
-
-
-def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
-    """sft, preference: the PII types kinds[row] redacted inside every message of those rows (and so in the
-    answers that make the label)."""
-    columns = [c for c in ("messages", "chosen", "rejected") if c in df.columns]
-    if not columns or not kinds:
-        return df
-    rows = sorted(kinds)
-    new = {f"_{c}": [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])}
-                      for m in msgs] for i, msgs in zip(rows, df[c].gather(rows).to_list())] for c in columns}
-    upd = pl.DataFrame({"_i": rows} | new, schema={"_i": pl.UInt32} | dict.fromkeys(new, MESSAGES))
-    return (df.with_row_index("_i").join(upd, on="_i", how="left", maintain_order="left")
-            .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in columns).drop("_i", *new)
-            .with_columns(label=sft_label() if "messages" in columns else preference_label()))
-
-
-def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
-    """Row index -> (rule, column) of the first failing schema check, in RULES order."""
+def schema_failures(df: pl.DataFrame, p: Params) -> pl.DataFrame:
+    """Row index -> (rule, column) of the first failing rule of the task's pandera schema."""
     import pandera.polars as pa
 
+    task = tasks.load(p.task.name)
+    schema = schema_for(p)
     empty = pl.DataFrame(schema={"index": pl.Int64, "rule": pl.String, "column": pl.String})
     try:
         schema.validate(df, lazy=True)
@@ -269,49 +106,7 @@ def schema_failures(df: pl.DataFrame, schema) -> pl.DataFrame:
     unexpected = fc.filter(pl.col("index").is_null())
     if unexpected.height:
         raise UserError(f"{IN}: schema error {unexpected.row(0, named=True)}; rerun `dvc repro ingest`")
-    rule = (pl.when(pl.col("check") == "not_nullable")
-            .then(pl.when(pl.col("column") == "text").then(pl.lit("empty_text")).otherwise(pl.lit("unknown_label")))
-            .otherwise(pl.col("check")))
-    return (fc.with_columns(rule=rule, index=pl.col("index").cast(pl.Int64))
-            .with_columns(order=pl.col("rule").replace_strict(RULES, list(range(len(RULES))), default=99))
-            .sort("index", "order").unique("index", keep="first", maintain_order=True)
-            .select("index", "rule", "column"))
-
-
-def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
-    """The non-schema rules: name -> (fails, reason), as polars expressions over a record
-    (with the `_symbols`, `_spaces`, `_words` and `_max_run` columns of `measures`)."""
-    c = p.curate
-    text = pl.col("text").fill_null("")
-    words, symbols = pl.col("_words"), pl.col("_symbols")
-    visible = text.str.len_chars() - pl.col("_spaces")
-    letters = text.str.count_matches(r"[^\W\d_]")
-    scripts = "".join(rf"\p{{{s}}}" for s in c.scripts)
-    in_script = text.str.count_matches(rf"[{scripts}]") if c.scripts else letters
-    lines = text.str.strip_chars().str.split("\n")
-    boiler = "|".join(f"(?:{b})" for b in c.boilerplate)
-    forget_ids = pl.col("record_id").is_in(p.data.forget.record_ids)
-    forget_match = text.str.contains("|".join(f"(?:{f})" for f in p.data.forget.patterns)) if p.data.forget.patterns else pl.lit(False)
-    ratio = lambda a, b: a.cast(pl.Float64) / pl.max_horizontal(b, pl.lit(1))  # noqa: E731
-    return {
-        "forget": (forget_ids | forget_match, pl.lit("removed on request (data.forget); text blanked")),
-        "license": (~pl.col("license").is_in(c.license_allowlist),
-                    pl.format("license {} of source {} is not in curate.license_allowlist", pl.col("license"), pl.col("source"))),
-        "too_few_words": (words < c.min_words, pl.format("{} words, fewer than curate.min_words={}", words, pl.lit(c.min_words))),
-        "too_many_words": (words > c.max_words, pl.format("{} words, more than curate.max_words={}", words, pl.lit(c.max_words))),
-        "mostly_symbols": (ratio(symbols, visible) > c.max_symbol_ratio,
-                           pl.format("{}% of visible characters are symbols, over curate.max_symbol_ratio={}",
-                                     (ratio(symbols, visible) * 100).round(0).cast(pl.Int64), pl.lit(c.max_symbol_ratio))),
-        "repeated_chars": (pl.col("_max_run") > c.max_char_run,
-                           pl.format("a character repeats {} times in a row, over curate.max_char_run={}",
-                                     pl.col("_max_run"), pl.lit(c.max_char_run))),
-        "boilerplate": ((lines.list.eval(pl.element().str.strip_chars().str.contains(f"^(?:{boiler})$")).list.all())
-                        if c.boilerplate else pl.lit(False), pl.lit("every line is boilerplate (curate.boilerplate)")),
-        "charset": ((letters > 0) & (ratio(in_script, letters) < c.min_script_ratio),
-                    pl.format("{}% of letters are in scripts {}, under curate.min_script_ratio={}",
-                              (ratio(in_script, letters) * 100).round(0).cast(pl.Int64), pl.lit(",".join(c.scripts)),
-                              pl.lit(c.min_script_ratio))),
-    }
+    return rules.first_failures(fc, task.COLUMNS, rule_names(p))
 
 
 def spaces_and_words(texts: pl.Series) -> pl.DataFrame:
@@ -402,16 +197,16 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, measured: pl.DataFrame, 
 
     `failed` holds the schema failures (schema_failures) of the same rows, `measured` their counts (measures).
     """
-    exprs = rule_exprs(p)
+    declared = row_rules(p)
     df = pl.concat([df.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64)), measured], how="horizontal")
     df = df.join(failed.rename({"rule": "_schema_rule", "column": "_schema_col"}), on="index", how="left")
-    # Each rule's test runs once; the costly charset test only on texts that are not plain ASCII.
-    cheap = [name for name in ["forget", "license"] + QUALITY_RULES if name != "charset"]
-    flags = df.select("index", *(exprs[name][0].fill_null(False).alias(name) for name in cheap))
-    non_ascii = df.filter(not_ascii(pl.col("text").fill_null("")))
-    flags = flags.join(non_ascii.select("index", charset=exprs["charset"][0].fill_null(False)), on="index",
-                       how="left").with_columns(pl.col("charset").fill_null(False))
-    order = ["forget", "license", "_schema"] + QUALITY_RULES
+    # Each rule's test runs once, a rule with a prefilter (charset) only on the rows it can fail on.
+    fails = {r.name: (~r.check(pl.col(r.column))).fill_null(False) for r in declared}
+    flags = df.select("index", *(fails[r.name].alias(r.name) for r in declared if r.only is None))
+    for r in (r for r in declared if r.only is not None):
+        flags = flags.join(df.filter(r.only).select("index", fails[r.name].alias(r.name)), on="index",
+                           how="left").with_columns(pl.col(r.name).fill_null(False))
+    order = [r.name for r in declared[:2]] + ["_schema"] + [r.name for r in declared[2:]]
     rule = pl.lit(None, pl.String)
     for name in reversed(order):
         hit = pl.col("_schema_rule").is_not_null() if name == "_schema" else pl.col(f"_f_{name}")
@@ -419,24 +214,13 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, measured: pl.DataFrame, 
     df = df.join(flags.rename({n: f"_f_{n}" for n in flags.columns if n != "index"}), on="index")
     df = df.with_columns(rule=rule).drop(pl.selectors.starts_with("_f_"))
     # Reasons and columns are written only for the rows that failed (few), not computed for all.
-    n = pl.col("text").str.len_chars().cast(pl.String)
     reason, column = pl.lit(None, pl.String), pl.lit(None, pl.String)
-    schema_reasons = {
-        "empty_text": pl.lit("text is missing or blank"),
-        "too_short": pl.format("text has {} characters, fewer than curate.min_chars={}", n, pl.lit(p.curate.min_chars)),
-        "too_long": pl.format("text has {} characters, more than curate.max_chars={}", n, pl.lit(p.curate.max_chars)),
-        "unknown_label": pl.format("label '{}' is not in data.labels", pl.col("label").fill_null("<missing>")),
-        "role_order": pl.lit("roles must be [system], then user/assistant turns in turn, ending with the assistant"),
-        "empty_content": pl.lit("a message has no content"),
-        "prompt_mismatch": pl.lit("the chosen and the rejected answer follow different prompts (the turns before "
-                                  "their final answers differ)"),
-        "same_answers": pl.lit("the chosen and the rejected answer are the same"),
-    }
-    for name, why in list(schema_reasons.items()) + [(k, v[1]) for k, v in exprs.items()]:
-        col = pl.col("_schema_col") if name in schema_reasons else pl.lit(
-            "license" if name == "license" else "record_id" if name == "forget" else "text")
-        reason = pl.when(pl.col("rule") == name).then(why).otherwise(reason)
-        column = pl.when(pl.col("rule") == name).then(col).otherwise(column)
+    for r in tasks.load(p.task.name).schema_rules(p):
+        reason = pl.when(pl.col("rule") == r.name).then(r.reason).otherwise(reason)
+        column = pl.when(pl.col("rule") == r.name).then(pl.col("_schema_col")).otherwise(column)
+    for r in declared:
+        reason = pl.when(pl.col("rule") == r.name).then(r.reason).otherwise(reason)
+        column = pl.when(pl.col("rule") == r.name).then(pl.lit(r.column)).otherwise(column)
     failing = df.filter(pl.col("rule").is_not_null()).select("index", _reason=reason, _column=column)
     df = df.join(failing, on="index", how="left").rename({"_reason": "reason", "_column": "column"})
     return df.drop("index", *measured.columns, "_schema_rule", "_schema_col")
@@ -539,13 +323,16 @@ def dedupe(ids: np.ndarray, live: np.ndarray, parts: "Parts", p: NearDuplicatePa
     return pl.concat([exact.with_columns(cluster=pl.lit(None, pl.String)), marks], how="diagonal"), kept_clusters
 
 
-def task_schema(p: Params):
-    """The pandera schema of the task: classify (text, label), sft (messages) or preference (chosen, rejected)."""
-    if p.task.name == "sft":
-        return sft_model(p.curate.max_chars)
-    if p.task.name == "preference":
-        return preference_model(p.curate.max_chars)
-    return classify_model(tuple(p.data.labels), p.curate.min_chars, p.curate.max_chars)
+SCHEMAS: dict[str, object] = {}  # built once per process and params
+
+
+def schema_for(p: Params):
+    """The task's pandera schema, built from its declared schema rules."""
+    key = repr(p)
+    if key not in SCHEMAS:
+        task = tasks.load(p.task.name)
+        SCHEMAS[key] = rules.schema(task.COLUMNS, task.schema_rules(p))
+    return SCHEMAS[key]
 
 
 def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dict]:
@@ -553,25 +340,22 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, np.ndarray
     column, pii; returns the chunk, its rows' LSH band keys (measures), its PII counts and seconds per
     phase. Runs in worker processes."""
     timings: dict[str, float] = {}
-    chat = p.task.name in TASK_RECORDS
-    if chat:
-        chunk = TASK_RECORDS[p.task.name](chunk)
-    schema = task_schema(p)
+    task = tasks.load(p.task.name)
+    chunk = task.records(chunk)
+    schema_for(p)  # built (and pandera imported) before the timed phases, once per process
     with phase(timings, "pii"):
         staged, found = redact_for_training(chunk, p)
-        if chat:
-            redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
-            staged = redact_messages(staged, {i: redact for i in found})
+        redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
+        staged = task.redact(staged, {i: redact for i in found})
     with phase(timings, "pandera"):
-        failed = schema_failures(staged.select("record_id", *TASK_COLUMNS[p.task.name]), schema)
+        failed = schema_failures(staged.select("record_id", *task.COLUMNS), p)
     measured, keys = measures(staged["text"], p, timings)
     with phase(timings, "rules"):
         ruled = apply_rules(staged, failed, measured, p)
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
-        if chat:
-            rejected_rows = [i for i in found if ruled["rule"][i] is not None]
-            ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
+        rejected_rows = [i for i in found if ruled["rule"][i] is not None]
+        ruled = task.redact(ruled, {i: set(pii.TYPES) for i in rejected_rows})
     return ruled, keys, pii_table, timings
 
 
@@ -644,8 +428,8 @@ ORDER = f"{IN}: records are not in (file, line) order; rerun `dvc repro ingest`"
 
 
 def counted(task: str) -> list[pl.Expr]:
-    """The keys of the stats' row counts: source, rule (null: curated) and label (classify only)."""
-    return [pl.col("source"), pl.col("rule"), pl.col("label") if task == "classify" else pl.lit(None, pl.String).alias("label")]
+    """The keys of the stats' row counts: source, rule (null: curated) and the task's label."""
+    return [pl.col("source"), pl.col("rule"), tasks.load(task).counted_label()]
 
 
 def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray, tuple, pl.DataFrame, pl.DataFrame, dict]:
@@ -668,7 +452,7 @@ def rules_pass(k: int, parts: Parts, p: Params) -> tuple[np.ndarray, np.ndarray,
     return ids, live.to_numpy(), ends, pii_table, ruled.group_by(*counted(p.task.name)).len(), timings
 
 
-def outcome(parts: Parts, k: int, decisions: pl.DataFrame) -> pl.LazyFrame:
+def outcome(parts: Parts, k: int, decisions: pl.DataFrame, columns: tuple[str, ...]) -> pl.LazyFrame:
     """Chunk k's records with their final rule (null: curated), reason, column and cluster: the ruled
     chunk with its dedupe decisions applied, forgotten text blanked."""
     out = parts.scan(f"ruled-{k:06d}").join(decisions.lazy(), on="_i", how="left", maintain_order="left").with_columns(
@@ -678,10 +462,11 @@ def outcome(parts: Parts, k: int, decisions: pl.DataFrame) -> pl.LazyFrame:
     names = out.collect_schema().names()
     return out.drop("_i", "d_rule", "d_column", "d_reason").with_columns(
         pl.when(forgotten).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("text", "label", "messages", "chosen", "rejected") if c in names)
+        for c in dict.fromkeys(("text", "label", *columns)) if c in names)
 
 
-def finish(parts: Parts, jobs: list[tuple[int, pl.DataFrame]], expected: dict[str, int]) -> Iterator[pl.DataFrame]:
+def finish(parts: Parts, jobs: list[tuple[int, pl.DataFrame]], expected: dict[str, int],
+           columns: tuple[str, ...]) -> Iterator[pl.DataFrame]:
     """Pass 2, while the curated output is written: each chunk's outcome; its rejected rows (few) put to
     `parts` as rejected-k, its curated rows yielded, then its ruled chunk dropped. Checks at the end that
     the rows written add up to the stats (`expected`: curated and rejected counts)."""
@@ -689,7 +474,7 @@ def finish(parts: Parts, jobs: list[tuple[int, pl.DataFrame]], expected: dict[st
     drops = []
     with ThreadPoolExecutor(1) as dropper:  # deleting a big file takes a while (the disk discards it): aside
         for k, decisions in jobs:
-            every = outcome(parts, k, decisions).collect()
+            every = outcome(parts, k, decisions, columns).collect()
             rejected = every.filter(pl.col("rule").is_not_null()).drop("cluster")
             parts.put(f"rejected-{k:06d}", rejected)
             drops.append(dropper.submit(parts.drop, f"ruled-{k:06d}"))
@@ -731,12 +516,14 @@ def curate_parts(parts: Parts, p: Params, ingest_stats: dict | None, timings: di
                        how="vertical_relaxed")
     counts = counts.group_by("source", "rule", "label").agg(pl.col("len").sum()).filter(pl.col("len") != 0)
     pii_table = pl.concat(pii_tables).group_by("source", "type").sum().sort("source", "type")
-    stats = curate_stats(counts, pii_table, kept_clusters, ingest_stats)
+    stats = curate_stats(counts, pii_table, kept_clusters, ingest_stats, rule_names(p))
     decisions = decisions.select(*DECISIONS, "cluster")
     by_chunk = decisions.with_columns(k=pl.col("_i") // parts.chunk_rows).partition_by("k", as_dict=True, include_key=False)
     jobs = [(k, by_chunk.get((k,), decisions.clear())) for k in range(n)]
-    every = outcome(parts, 0, jobs[0][1]).collect_schema()
-    curated = streamed(lambda: finish(parts, jobs, {"curated": stats["curated"], "rejected": stats["rejected"]}),
+    columns = tuple(tasks.load(p.task.name).COLUMNS)
+    every = outcome(parts, 0, jobs[0][1], columns).collect_schema()
+    expected = {"curated": stats["curated"], "rejected": stats["rejected"]}
+    curated = streamed(lambda: finish(parts, jobs, expected, columns),
                        pl.Schema({c: t for c, t in every.items() if c not in ("rule", "reason", "column")}))
     rejected = streamed(lambda: (parts.scan(f"rejected-{k:06d}").collect() for k in range(n)),
                         pl.Schema({c: t for c, t in every.items() if c != "cluster"}))
@@ -755,7 +542,8 @@ def _counts(counts: pl.DataFrame, col: str) -> dict[str, int]:
     return dict(counts.filter(pl.col(col).is_not_null()).group_by(col).agg(pl.col("len").sum()).sort(col).iter_rows())
 
 
-def curate_stats(counts: pl.DataFrame, pii_table: pl.DataFrame, kept_clusters: int, ingest_stats: dict | None) -> dict:
+def curate_stats(counts: pl.DataFrame, pii_table: pl.DataFrame, kept_clusters: int, ingest_stats: dict | None,
+                 names: list[str]) -> dict:
     """Counts (from the rows per source, rule and label: rule null for curated), and the accounting check
     per source: raw units = quarantined + rejected + curated."""
     curated, rejected = counts.filter(pl.col("rule").is_null()), counts.filter(pl.col("rule").is_not_null())
@@ -780,7 +568,7 @@ def curate_stats(counts: pl.DataFrame, pii_table: pl.DataFrame, kept_clusters: i
             pii_stats[kind][key] += val
         pii_by_source.setdefault(src, {})[kind] = {"found": found, "redacted": redacted, "rejected": rej}
     return {"records": counts["len"].sum(), "curated": curated["len"].sum(), "rejected": rejected["len"].sum(),
-            "rejected_by_rule": {rule: 0 for rule in RULES} | _counts(rejected, "rule"),
+            "rejected_by_rule": dict.fromkeys(names, 0) | _counts(rejected, "rule"),
             "curated_by_label": _counts(curated, "label"), "by_source": by_source,
             "pii": pii_stats, "pii_by_source": dict(sorted(pii_by_source.items())),
             "clusters": {"kept_with_near_duplicates": kept_clusters}}

@@ -21,6 +21,7 @@ from typing import Optional
 import polars as pl
 import yaml
 
+from tunebuild import tasks
 from tunebuild.errors import run
 from tunebuild.files import read_json, sha256_file, write_json, write_text
 from tunebuild.markdown import table
@@ -104,20 +105,6 @@ def label_check(facts: dict) -> str:
             "are listed for review with a suggested label in `data/evaluate/label_issues.parquet`; none was dropped.")
 
 
-def task_data(p: Params) -> tuple[str, str]:
-    """What the data is for, and what one instance is."""
-    if p.task.name == "preference":
-        return ("preference tuning (DPO): prompts with a chosen and a rejected answer.",
-                "one pair: a prompt (a conversation) with a chosen and a rejected answer, identified by `record_id` "
-                "(a hash of the prompt's turns; one pair per prompt)")
-    if p.task.name == "sft":
-        return ("chat fine-tuning: conversations whose assistant turns are the training targets.",
-                "one conversation (system, user and assistant turns), identified by `record_id` (a hash of its turns "
-                "before the final answer)")
-    return (f"text classification into {len(p.data.labels)} labels ({', '.join(p.data.labels)}).",
-            "one text with one label from the taxonomy, identified by `record_id` (a hash of the normalized text)")
-
-
 def data_card(facts: dict, p: Params) -> str:
     """Datasheets for Datasets (Gebru et al.) sections, filled from the outputs and the report params."""
     ing, cur = facts["ingest"], facts["curate"]
@@ -133,14 +120,15 @@ def data_card(facts: dict, p: Params) -> str:
     label_fields = ", ".join(f"`{s.label_field}` ({s.name})" for s in p.data.sources)
     forget = p.data.forget
     dups = {r: cur["rejected_by_rule"].get(r, 0) for r in ("duplicate", "near_duplicate", "label_conflict")}
+    describe = tasks.load(p.task.name).describe(p)
     return "\n\n".join([
         f"# Data card: {p.data.name}",
         (f"Built by tunebuild for *{p.report.title}*, following the sections of Datasheets for Datasets. Every "
          "number below comes from the pipeline's outputs; what only the owner knows comes from `report` in conf/."),
         "## Motivation\n\n" + f"Why it was made: {owner_fact(p.report, 'motivation')}\n\n"
-        f"Task: {task_data(p)[0]}\n\n"
+        f"Task: {describe[0]}\n\n"
         f"Owner: {owner_fact(p.report, 'owner')}",
-        f"## Composition\n\nEach instance is {task_data(p)[1]}, with its source, file, line and license.\n\n"
+        f"## Composition\n\nEach instance is {describe[1]}, with its source, file, line and license.\n\n"
         + table(["source", "license", *SPLITS], facts["licenses"])
         + ("\n\n" + table(["label", *SPLITS], label_rows) if p.data.labels else ""),
         "## Collection process\n\n" + f"How the data was gathered: {owner_fact(p.report, 'collection')}\n\n"
@@ -224,48 +212,8 @@ def comparison(metrics: dict) -> str:
             "split only.")
 
 
-def task_card(facts: dict, p: Params) -> dict:
-    """What the model card says that depends on the task: pipeline tag, metrics, description, tables."""
-    m, pc = facts["metrics"], facts["per_class"]
-    if p.task.name == "preference":
-        pref = p.train.preference
-        start = f", starting from `{pref.init}` (an sft result on it)" if pref.init else ""
-        return {"tag": "text-generation",
-                "metrics": [{"type": k, "value": m["tuned"][k]} for k in ("preference_accuracy", "reward_margin",
-                                                                           "json_valid", "exact_match") if k in m["tuned"]],
-                "what": f"by Direct Preference Optimization ({pref.loss} loss, beta {pref.beta}){start}, to prefer "
-                        "the chosen answers of preference pairs over the rejected ones",
-                "base": "Base = the starting point, which is also the reference model (its reward margin is 0 by "
-                        "definition). Preference accuracy: how often a model gives the chosen answer a higher "
-                        "log-probability than the rejected one; reward margin: beta times the log-ratio to the "
-                        "reference, chosen minus rejected.",
-                "details": table(["JSON field", "base", "tuned"], [[f, pc["base"][f], v] for f, v in pc["tuned"].items()])
-                if pc.get("tuned") else "",
-                "limits": "preferences were checked on the test split's pairs only (greedy samples side by side: "
-                          "`data/evaluate/predictions.parquet`); a higher preference accuracy does not by itself make "
-                          "the greedy answers right."}
-    if p.task.name == "sft":
-        return {"tag": "text-generation",
-                "metrics": [{"type": k, "value": m["tuned"][k]} for k in ("perplexity", "json_valid", "exact_match")
-                            if k in m["tuned"]],
-                "what": "to answer in chat (loss on the assistant turns only)",
-                "base": "Base = the base model before tuning (the same greedy decoding).",
-                "details": table(["JSON field", "base", "tuned"], [[f, pc["base"][f], v] for f, v in pc["tuned"].items()]),
-                "limits": "answers were checked on the test split only (greedy samples: "
-                          "`data/evaluate/predictions.parquet`); check the field accuracy above before relying on them."}
-    return {"tag": "text-classification",
-            "metrics": [{"type": "accuracy", "value": m["tuned"]["accuracy"]},
-                        {"type": "f1", "name": "macro-F1", "value": m["tuned"]["macro_f1"]}],
-            "what": f"to route support tickets to one of {len(p.data.labels)} labels: {', '.join(p.data.labels)}",
-            "base": "Base = the same model with an untrained classification head.",
-            "details": table(["label", "precision", "recall", "f1", "support"],
-                             [[lab, v["precision"], v["recall"], v["f1"], v["support"]] for lab, v in pc["tuned"].items()]),
-            "limits": "labels outside the taxonomy are never predicted. Check per-class recall above before relying "
-                      "on rare labels."}
-
-
 def model_card(facts: dict, p: Params) -> str:
-    m, t = facts["metrics"], task_card(facts, p)
+    m, t = facts["metrics"], tasks.load(p.task.name).card(facts, p)
     front = {
         "base_model": p.model.name, "license": p.model.license, "library_name": "peft" if p.train.mode == "lora" else "transformers",
         "pipeline_tag": t["tag"], "datasets": [p.data.name], "metrics": [x["type"] for x in t["metrics"]],

@@ -1,4 +1,5 @@
-"""The causal LM of task=sft, shared by train and evaluate: base model, batches, completion-only loss, the loop.
+"""The causal LM of task=sft and preference, shared by train and evaluate: base model, batches,
+completion-only loss. The loop itself is tunebuild/loop.py.
 
 - A model directory with a config and no weights (models/tiny-chat) is randomly initialised with
   seed INIT_SEED, the same in train and evaluate; anything else loads from safetensors only (a
@@ -9,20 +10,12 @@
   an example boundary. The first token of each example is never a target.
 - The loss is cross-entropy over assistant tokens only, and the output head runs only on the
   positions that predict one (chunks, recomputed in backward), not on the whole sequence.
-- The loop: AdamW, linear warmup/decay set by hand each step, gradient accumulation with the loss
-  normalised over all target tokens of an optimizer step, per-epoch validation. Every
-  train.chat.checkpoint_every steps it saves a safetensors checkpoint (trainable weights, optimizer
-  moments, torch RNG state, the curve so far) to a directory DVC does not touch; a rerun with the
-  same inputs, parameters and code resumes from it and ends, on CPU, with the same bits.
+- Gradient accumulation (accumulate) normalises the loss over all target tokens of an optimizer
+  step; `plan` lays out every optimizer step (epoch, micro-batches of rows) for the loop.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,14 +24,11 @@ from torch.utils.checkpoint import checkpoint
 
 from tunebuild import launch
 from tunebuild.chat import IGNORE, pack
-from tunebuild.classifier import quiet_transformers
 from tunebuild.errors import UserError
-from tunebuild.files import atomic_dir
-from tunebuild.model import resolve_model_path
+from tunebuild.model import quiet_transformers, resolve_model_path
 from tunebuild.params import LoraParams, ModelParams, TrainParams
 
 INIT_SEED = 0
-LOG_EVERY = 10
 HEAD_CHUNK = 8192  # target positions per output-head chunk
 PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -189,128 +179,3 @@ def plan(lengths: list[int], p: TrainParams) -> list[tuple[int, list[list[list[i
         micro = [rows[i:i + p.batch_size] for i in range(0, len(rows), p.batch_size)]
         steps += [(epoch, micro[i:i + p.chat.grad_accum]) for i in range(0, len(micro), p.chat.grad_accum)]
     return steps if p.max_steps < 0 else steps[:p.max_steps]
-
-
-def fingerprint(paths: list[Path], params: dict) -> str:
-    """What a checkpoint must match to be resumed: input files, parameters, and the code training runs
-    (the project's modules loaded by now: the train stage's own import closure, as dvc.yaml lists it)."""
-    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    for path in paths + loaded_code():
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def loaded_code() -> list[Path]:
-    """The files of the project's modules (stages, tunebuild) imported in this process, sorted."""
-    root = Path(__file__).resolve().parents[1]
-    files = {Path(m.__file__).resolve() for name, m in list(sys.modules.items())
-             if name.split(".")[0] in ("stages", "tunebuild") and getattr(m, "__file__", None)}
-    return sorted(f for f in files if root in f.parents)
-
-
-def save_checkpoint(path: Path, model, opt, step: int, state: dict) -> None:
-    from safetensors.torch import save_file
-
-    named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
-    tensors = {f"param.{n}": launch.full(q.detach()).cpu().contiguous() for n, q in named}
-    for n, q in named:
-        for key, value in opt.state.get(q, {}).items():
-            tensors[f"opt.{n}.{key}"] = launch.full(value.detach()).cpu().contiguous()
-    for r, rng in enumerate(launch.gather(torch.get_rng_state())):
-        tensors[f"rng.torch.{r}"] = rng
-    if launch.rank() != 0:  # every rank gathers (FSDP shards, RNG states), rank 0 writes
-        return
-    with atomic_dir(path) as tmp:
-        save_file(tensors, tmp / "checkpoint.safetensors", metadata={"state": json.dumps(state | {"step": step})})
-
-
-def load_checkpoint(path: Path, model, opt, key: str) -> dict | None:
-    """Restore weights, optimizer and RNG from a checkpoint made by this very run; None if there is none."""
-    from safetensors import safe_open
-
-    file = path / "checkpoint.safetensors"
-    if not file.is_file():
-        return None
-    with safe_open(str(file), "pt") as f:
-        state = json.loads(f.metadata()["state"])
-        if state["fingerprint"] != key:
-            return None
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                kind, _, rest = name.partition(".")
-                if kind == "param":
-                    params[rest].copy_(launch.like(f.get_tensor(name), params[rest]))
-                elif kind == "opt":
-                    pname, _, slot = rest.rpartition(".")
-                    opt.state[params[pname]][slot] = launch.like(f.get_tensor(name), params[pname])
-        torch.set_rng_state(f.get_tensor(f"rng.torch.{launch.rank()}"))
-    return state
-
-
-def train_chat(model, train_data, val_data, p: TrainParams, pad_id: int, log: Callable, schedule: Callable,
-               ckpt_dir: Path, key: str, strategy: str = "ddp") -> dict:
-    """The sft loop (see the module docstring); returns the last validation loss and the steps run. Under a
-    launcher each rank trains on its share of every micro-batch (tunebuild/launch.py)."""
-    (ids, labels), (val_ids, val_labels) = train_data, val_data
-    net = launch.wrap(CompletionLoss(model), strategy)
-
-    def step(micro: list[list[list[int]]]) -> float:
-        shares = [launch.share(rows) for rows in micro]
-        batches = [make_batch(ids, labels, rows, pad_id) for rows, _ in shares]
-        n_targets = max(sum(count_targets(labels, rows) for rows in micro), 1)
-        return launch.all_sum(accumulate(net, batches, n_targets, [w for _, w in shares]))
-
-    def validate() -> dict:
-        return {"validation/loss": mean_loss(net, val_ids, val_labels, pad_id, p.batch_size)}
-
-    return run_steps(model, plan([len(x) for x in ids], p), step, validate, p, log, schedule, ckpt_dir, key, net)
-
-
-def run_steps(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParams, log: Callable,
-              schedule: Callable, ckpt_dir: Path, key: str, net=None) -> dict:
-    """The loop over planned optimizer steps (epoch, micro-batches): `step_fn(micro)` runs forward and backward
-    and returns the step's loss, `validate()` the validation metrics (after each epoch); AdamW, the schedule,
-    clipping, the curve and resumable checkpoints. Returns the steps run and the last validation metrics.
-    `net` is what runs forward (the model wrapped by DDP/FSDP; default the model itself)."""
-    net = model if net is None else net
-    total, warmup = len(steps), int(len(steps) * p.warmup_ratio)
-    params = [q for q in model.parameters() if q.requires_grad]
-    opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay, fused=device().type == "cuda")
-    state = load_checkpoint(ckpt_dir, model, opt, key) if p.chat.checkpoint_every > 0 else None
-    state = state or {"fingerprint": key, "step": 0, "history": [], "running": []}
-    start, history, running = state["step"], state["history"], state["running"]
-    for metrics, at in history:  # the curve of the steps already run, replayed into the new log
-        log(metrics, at)
-    if start and launch.rank() == 0:
-        print(f"train: resumed from checkpoint at step {start}/{total}", flush=True)
-    val, started = state.get("validation", {}), time.perf_counter()
-
-    def record(metrics: dict, at: int) -> None:
-        history.append((metrics, at))
-        log(metrics, at)
-
-    for step in range(start, total):
-        epoch, micro = steps[step]
-        net.train()
-        for g in opt.param_groups:
-            g["lr"] = p.lr * schedule(step, total, warmup)
-        running.append(step_fn(micro))
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        done = step + 1
-        if done % LOG_EVERY == 0 or done == total:
-            record({"train/loss": sum(running) / len(running), "train/lr": opt.param_groups[0]["lr"]}, done)
-            running = []
-        if done == total or steps[done][0] != epoch:
-            val = validate()
-            record(val, done)
-            if launch.rank() == 0:
-                print(f"train: epoch {epoch + 1}/{p.epochs} step {done}/{total} "
-                      + " ".join(f"{k.removeprefix('validation/')} {v:.4f}" for k, v in val.items())
-                      + f" ({time.perf_counter() - started:.0f}s)", flush=True)
-        if p.chat.checkpoint_every > 0 and done % p.chat.checkpoint_every == 0 and done < total:
-            save_checkpoint(ckpt_dir, model, opt, done, {"fingerprint": key, "history": history, "running": running,
-                                                         "validation": val})
-    return {"steps": total} | val

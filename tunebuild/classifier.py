@@ -1,26 +1,13 @@
 """The sequence classifier shared by train and evaluate: base model, batching, prediction."""
 from __future__ import annotations
 
-import os
-import warnings
 from pathlib import Path
 
 import polars as pl
 import torch
 
-from tunebuild.model import resolve_model_path
+from tunebuild.model import quiet_transformers, resolve_model_path
 from tunebuild.params import ModelParams
-
-
-def quiet_transformers() -> None:
-    """Offline, no progress bars, no deprecation chatter in stage logs."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*(remote file|config file).*")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def load_base(model: ModelParams, labels: list[str], seed: int):

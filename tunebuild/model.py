@@ -1,6 +1,9 @@
 """Where a base model lives: `pkg:<package>/<dir>`, a local directory, or a hub id."""
 from __future__ import annotations
 
+import os
+import warnings
+
 import importlib.util
 from pathlib import Path
 
@@ -22,3 +25,14 @@ def resolve_model_path(spec: str) -> str:
     if Path(spec).exists():
         return spec
     return spec  # a hub id: loaded from the local cache (HF_HUB_OFFLINE)
+
+
+def quiet_transformers() -> None:
+    """Offline, no progress bars, no deprecation chatter in stage logs."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*(remote file|config file).*")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()

@@ -76,6 +76,8 @@ class ForgetParams:
 @dataclass
 class DataParams:
     name: str
+    purpose: Optional[str]       # what a model trained on it is for, in a few words ("route support
+                                 # tickets"): the cards say "to <purpose>"; null: generic wording
     raw_dir: str                 # every file under it belongs to one source
     labels: list[str]
     sources: list[SourceParams]

@@ -161,7 +161,7 @@ def test_lora_merge_writes_a_standalone_model(tmp_path):
         expected = model(input_ids=x).logits
         plain = causal.load_base(TINY)(input_ids=x).logits
     p = Params(train=tp(mode="lora", lora=LORA, merge=True), model=TINY,
-               data=DataParams(name="d", raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
+               data=DataParams(name="d", purpose=None, raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
                task=TaskParams(name="sft", chat=None),
                launch=SINGLE)
     save(model, p, tmp_path / "model")

@@ -120,7 +120,7 @@ def test_the_starting_point_from_an_sft_adapter_or_model(tmp_path):
 
     sft = trained_lora()
     p = Params(train=tp(mode="lora", lora=LORA), model=TINY, task=TaskParams(name="sft", chat=None),
-               data=DataParams(name="d", raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
+               data=DataParams(name="d", purpose=None, raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
                launch=LaunchParams(1, "gloo", "ddp"))
     save(sft, p, tmp_path / "sft")  # what an sft run with train=sft_lora writes to data/train/model
     x = torch.tensor([sequences(1)[0][0]])

@@ -26,7 +26,7 @@ CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_sym
                                 national_id="reject"),
                   near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
                   chunk_rows=2)  # tiny chunks: duplicates and clusters span chunks
-DATA = DataParams(name="d", raw_dir="data/raw", labels=["billing", "refund"], sources=[], forget=ForgetParams(record_ids=[], patterns=[]))
+DATA = DataParams(name="d", purpose=None, raw_dir="data/raw", labels=["billing", "refund"], sources=[], forget=ForgetParams(record_ids=[], patterns=[]))
 P = Params(curate=CP, data=DATA, task=TaskParams(name="classify", chat=None))
 
 

@@ -119,7 +119,7 @@ def test_ingest_counts_every_unit(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "a.jsonl").write_text('{"text": "one", "label": "x"}\nnot json\n{"text": "two"}\n')
     (tmp_path / "s" / "dir.jsonl").mkdir()
-    params = Params(ingest=IP, data=DataParams(name="d", raw_dir="data/raw", labels=["x"], sources=[src()],
+    params = Params(ingest=IP, data=DataParams(name="d", purpose=None, raw_dir="data/raw", labels=["x"], sources=[src()],
                                                forget=ForgetParams(record_ids=[], patterns=[])))
     records, quarantine, stats = ingest_frames(tmp_path, params)
     assert records.height == 2 and quarantine.height == 2
@@ -206,7 +206,7 @@ def test_main_in_worker_processes_writes_what_ingest_frames_reads(tmp_path, monk
     (raw / "g.jsonl").write_bytes(b'\xef\xbb\xbf{"text": "bom", "label": "x"}\r\n' + b'{"text": "a b", "label": "x"}\r\n' * 3
                                   + b'{"text": "' + b"y" * 90 + b'"}\n\n{"text": "last, no end", "label": "x"}')
     params = Params(ingest=IngestParams(max_line_bytes=80, chunk_rows=2),
-                    data=DataParams(name="d", raw_dir="data/raw", labels=["x"], sources=[src()],
+                    data=DataParams(name="d", purpose=None, raw_dir="data/raw", labels=["x"], sources=[src()],
                                     forget=ForgetParams(record_ids=[], patterns=[])))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(dataclasses.asdict(params)))
     monkeypatch.chdir(tmp_path)

@@ -40,7 +40,7 @@ def src(name: str, fmt: str, **overrides) -> SourceParams:
 
 def run(files: dict[str, bytes], sources: list[SourceParams], ingest: IngestParams = INGEST, and_curate: bool = True):
     """Write `files` (path under the raw dir -> bytes), ingest and curate them, and check the invariants."""
-    data = DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=sources, forget=ForgetParams(record_ids=[], patterns=[]))
+    data = DataParams(name="d", purpose=None, raw_dir="data/raw", labels=LABELS, sources=sources, forget=ForgetParams(record_ids=[], patterns=[]))
     with tempfile.TemporaryDirectory() as d:
         raw = Path(d)
         for rel, content in files.items():
@@ -178,7 +178,7 @@ def test_curate_output_does_not_depend_on_row_order(rows, split_at, seed):
              "a/f2.jsonl": b"".join(orjson.dumps({"text": t, "label": lab}) + b"\n" for t, lab in second)}
     records, _, stats, curated, rejected, cstats = run(files, [src("a", "jsonl")])
     assert records.height == len(rows)
-    params = CurateStageParams(curate=CURATE, data=DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=[src("a", "jsonl")],
+    params = CurateStageParams(curate=CURATE, data=DataParams(name="d", purpose=None, raw_dir="data/raw", labels=LABELS, sources=[src("a", "jsonl")],
                                                               forget=ForgetParams(record_ids=[], patterns=[])),
                                task=TaskParams(name="classify", chat=None))
     shuffled = records.sample(fraction=1.0, shuffle=True, seed=seed)

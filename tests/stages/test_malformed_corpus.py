@@ -56,7 +56,7 @@ def source(fmt: str, **overrides) -> SourceParams:
 
 
 def data_params(src: SourceParams, forget_texts=()) -> DataParams:
-    return DataParams(name="support_tickets", raw_dir="data/raw", labels=LABELS, sources=[src],
+    return DataParams(name="support_tickets", purpose=None, raw_dir="data/raw", labels=LABELS, sources=[src],
                       forget=ForgetParams(record_ids=[record_id(t) for t in forget_texts], patterns=[]))
 
 

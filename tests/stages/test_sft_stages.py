@@ -25,7 +25,7 @@ def source(name: str, fmt: str, files: str, text: str, label: str | None) -> Sou
 
 
 def data(sources, forget=()) -> DataParams:
-    return DataParams(name="d", raw_dir="unused", labels=[], sources=sources,
+    return DataParams(name="d", purpose=None, raw_dir="unused", labels=[], sources=sources,
                       forget=ForgetParams(record_ids=list(forget), patterns=[]))
 
 

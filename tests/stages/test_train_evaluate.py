@@ -50,7 +50,7 @@ def test_training_learns_a_tiny_task_deterministically(mode):
     labels = [i % 2 for i in range(16)]
     p = Params(train=tp(mode=mode, lr=5e-3 if mode == "lora" else 1e-4,
                         lora=tp().lora if mode == "lora" else None),
-               model=MINILM, data=DataParams(name="d", raw_dir="data/raw", labels=LABELS, sources=[], forget=ForgetParams([], [])),
+               model=MINILM, data=DataParams(name="d", purpose=None, raw_dir="data/raw", labels=LABELS, sources=[], forget=ForgetParams([], [])),
                task=TaskParams(name="classify", chat=None),
                launch=SINGLE)
     torch.use_deterministic_algorithms(True)

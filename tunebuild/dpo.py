@@ -1,4 +1,4 @@
-"""task=preference: Direct Preference Optimization (DPO) of a causal LM, shared by train and evaluate.
+"""Direct Preference Optimization (DPO) of a causal LM (task=preference), shared by train and evaluate.
 
 - Starting point (train.preference.init), which is also the reference model: null = the base model at
   model.path; a LoRA adapter directory (an sft run with train=sft_lora) = that adapter merged into the
@@ -16,12 +16,11 @@
   pass every step, and the same numbers.
 - The loss (dpo_loss), with h = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected):
   sigmoid -log sigmoid(beta * h) (DPO), ipo (h - 1 / (2 * beta))^2. Rewards: beta * (policy - ref).
-- The loop is causal.run_steps (AdamW, schedule, accumulation, resumable checkpoints).
+- The loop is tunebuild/loop.py (AdamW, schedule, accumulation, resumable checkpoints).
 """
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -153,27 +152,3 @@ def reference_logps(model, seqs: Sequences, pad_id: int, batch_size: int, mean: 
     as it is, so call this before training changes it."""
     with disabled_adapter(model):
         return all_logps(model, seqs, pad_id, batch_size, mean)
-
-
-def train_dpo(model, train: Sequences, val: Sequences, p: TrainParams, pad_id: int, log: Callable,
-              schedule: Callable, ckpt_dir: Path, key: str) -> dict:
-    """The DPO loop: reference scores first, then causal.run_steps over batches of pairs."""
-    beta, loss, mean = p.preference.beta, p.preference.loss, p.preference.loss == "ipo"
-    ref_train = reference_logps(model, train, pad_id, p.batch_size, mean)
-    ref_val = reference_logps(model, val, pad_id, p.batch_size, mean)
-
-    def step(micro: list[list[list[int]]]) -> float:
-        n_pairs = sum(len(row) for rows in micro for row in rows)
-        total = 0.0
-        for rows in micro:
-            chosen, rejected, pairs = answer_logps(model, train, rows, pad_id, mean)
-            losses, _, _ = dpo_loss(chosen, rejected, ref_train[0][pairs], ref_train[1][pairs], beta, loss)
-            (losses.sum() / n_pairs).backward()
-            total += losses.sum().item()
-        return total / n_pairs
-
-    def validate() -> dict:
-        policy = all_logps(model, val, pad_id, p.batch_size, mean)
-        return {f"validation/{k}": v for k, v in scores(policy, ref_val, beta, loss).items()}
-
-    return causal.run_steps(model, causal.plan(pair_lengths(train), p), step, validate, p, log, schedule, ckpt_dir, key)
