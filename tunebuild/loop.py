@@ -106,8 +106,9 @@ def loaded_code() -> list[Path]:
     that live under the working directory, sorted: the code training runs."""
     root = Path.cwd().resolve()
     files = {Path(m.__file__).resolve() for m in list(sys.modules.values())
-             if getattr(m, "__file__", None) and m.__file__.endswith(".py")}
-    return sorted(f for f in files if root in f.parents and ".venv" not in f.parts)
+             if isinstance(getattr(m, "__file__", None), str) and Path(m.__file__).is_absolute()}
+    return sorted(f for f in files if root in f.parents and f.suffix == ".py" and f.is_file()
+                  and not {".venv", "site-packages"} & set(f.parts))
 
 
 def fingerprint(paths: list[Path], params: dict) -> str:
