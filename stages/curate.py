@@ -8,11 +8,13 @@ Out: data/curate/curated.parquet   records that pass; PII redacted per curate.pi
      data/curate/stats.json        counts per rule, per source (with the accounting check), PII per
                                    type and source, labels
 
-Rules, first match wins: forget, license, the task's pandera schema (empty_text,
-too_short, too_long, unknown_label), quality rules (too_few_words, too_many_words,
-mostly_symbols, repeated_chars, boilerplate, charset), pii_<type> (types set to
-reject), label_conflict, duplicate, near_duplicate. Per source:
-raw units = quarantined (ingest) + rejected + curated, checked.
+Rules, first match wins: forget, license, the task's schema rules checked by pandera (classify:
+empty_text, too_short, too_long, unknown_label; tunebuild/tasks/<task>.py), quality rules
+(too_few_words, too_many_words, mostly_symbols, repeated_chars, boilerplate, charset), pii_<type>
+(types set to reject), label_conflict, duplicate, near_duplicate. Each rule is declared once
+(tunebuild/rules.py: name, column, check, reason, params); the schema, the reasons and the stats'
+keys are built from the declarations. Per source: raw units = quarantined (ingest) + rejected +
+curated, checked.
 """
 from __future__ import annotations
 
