@@ -20,31 +20,39 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import json
+import os
 import re
 import string
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from tunebuild import neardup, pii, rules, tasks
 from tunebuild.errors import UserError, run
-from tunebuild.files import HANDOFF, atomic_paths, read_json, scratch_dir, streamed, synced_while_written, write_json
-from tunebuild.params import CurateParams, CurateSections, NearDuplicateParams, PiiParams, check_license, load_params
+from tunebuild.files import (
+    HANDOFF,
+    atomic_paths,
+    read_json,
+    scratch_dir,
+    streamed,
+    synced_while_written,
+    write_json,
+)
+from tunebuild.params import (
+    CurateSections,
+    NearDuplicateParams,
+    check_license,
+    load_params,
+)
 from tunebuild.pool import process_map
 from tunebuild.records import id_numbers, not_ascii, plain
 from tunebuild.rules import Rule
-
-if TYPE_CHECKING:  # pandera is imported where the schemas are built: a second of start-up that the main
-    import pandera.polars as pa  # process would otherwise spend before its worker processes start
-    from pandera.api.polars.types import PolarsData
 
 IN = Path("data/ingest/records.parquet")
 INGEST_STATS = Path("data/ingest/stats.json")

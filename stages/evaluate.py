@@ -42,7 +42,14 @@ from pathlib import Path
 from tunebuild import tasks
 from tunebuild.errors import UserError, run
 from tunebuild.files import write_bytes, write_json, write_parquet
-from tunebuild.params import DataParams, EvaluateParams, ModelParams, TaskParams, TrainParams, load_params
+from tunebuild.params import (
+    DataParams,
+    EvaluateParams,
+    ModelParams,
+    TaskParams,
+    TrainParams,
+    load_params,
+)
 
 OUT = Path("data/evaluate")
 

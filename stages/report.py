@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import polars as pl
 import yaml
@@ -25,7 +24,14 @@ from tunebuild import tasks
 from tunebuild.errors import run
 from tunebuild.files import read_json, sha256_file, write_json, write_text
 from tunebuild.markdown import table
-from tunebuild.params import DataParams, ModelParams, ReportParams, TaskParams, TrainParams, load_params
+from tunebuild.params import (
+    DataParams,
+    ModelParams,
+    ReportParams,
+    TaskParams,
+    TrainParams,
+    load_params,
+)
 
 OUT = Path("data/report")
 SPLITS = ("train", "validation", "test")

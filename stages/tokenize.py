@@ -27,7 +27,13 @@ import polars as pl
 from tunebuild import tasks
 from tunebuild.errors import run
 from tunebuild.files import atomic_path, scratch_dir, write_json
-from tunebuild.params import DataParams, ModelParams, TaskParams, TokenizeParams, load_params
+from tunebuild.params import (
+    DataParams,
+    ModelParams,
+    TaskParams,
+    TokenizeParams,
+    load_params,
+)
 from tunebuild.tokens import combine
 
 IN = Path("data/split")

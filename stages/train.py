@@ -29,7 +29,14 @@ from tunebuild import launch, loop, tasks
 from tunebuild.errors import UserError, run
 from tunebuild.files import atomic_dir, read_json, write_json
 from tunebuild.model import resolve_model_path
-from tunebuild.params import DataParams, LaunchParams, ModelParams, TaskParams, TrainParams, load_params
+from tunebuild.params import (
+    DataParams,
+    LaunchParams,
+    ModelParams,
+    TaskParams,
+    TrainParams,
+    load_params,
+)
 
 IN = Path("data/tokenize")
 OUT = Path("data/train")

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from tunebuild import causal
 from tunebuild.errors import UserError
-from tunebuild.params import ModelParams, PreferenceTrainParams, TrainParams
+from tunebuild.params import ModelParams, PreferenceTrainParams
 
 LOSSES = ("sigmoid", "ipo")
 Sequences = tuple[list[list[int]], list[list[int]]]  # ids and labels; 2i: chosen of pair i, 2i+1: rejected

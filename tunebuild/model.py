@@ -1,10 +1,9 @@
 """Where a base model lives: `pkg:<package>/<dir>`, a local directory, or a hub id."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
-
-import importlib.util
 from pathlib import Path
 
 from tunebuild.errors import UserError

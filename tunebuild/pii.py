@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 import polars as pl
-from collections.abc import Iterable
 
 TYPES = ("email", "card", "iban", "national_id", "ip", "phone")  # detection order: specific before generic
 
