@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,19 @@ def test_import_tunebuild():
     proc = subprocess.run([sys.executable, "-c", "import tunebuild, tunebuild.cli"], cwd="/", capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_bytecode_and_caches_are_ignored_by_dvc():
+    """Users' Pythons write __pycache__ next to every module: DVC must not hash it (.dvcignore)."""
+    cache = ROOT / "tunebuild" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    probe = cache / "contract_probe.cpython-311.pyc"
+    probe.write_bytes(b"")
+    try:
+        proc = subprocess.run(["dvc", "check-ignore", str(probe.relative_to(ROOT)), "stages/__pycache__/x.pyc",
+                               "tunebuild/x.pyc", ".pytest_cache/v"], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    finally:
+        probe.unlink()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(proc.stdout.split()) == 4, proc.stdout

@@ -26,10 +26,10 @@ CONF = Path("conf")
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from tunebuild.compose import compose, validate
+    from tunebuild.compose import compose, config_name, validate
     from tunebuild.files import write_text
 
-    text = compose(CONF, args.overrides, args.config)
+    text = compose(CONF, args.overrides, args.config or config_name(CONF))
     validate(text, f"{CONF}/ (composed)")
     current = PARAMS.read_text(encoding="utf-8") if PARAMS.exists() else ""
     if args.check:
@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compose", help="compose conf/ into params.yaml (Hydra)")
     c.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train=full train.lr=1e-4")
-    c.add_argument("--config", default="config", help="primary config in conf/ (default: config)")
+    c.add_argument("--config", help="primary config in conf/ (default: hydra.config_name in .dvc/config, else config)")
     c.add_argument("--check", action="store_true", help="exit 1 if params.yaml differs from the composition")
     c.set_defaults(func=cmd_compose)
     a = sub.add_parser("audit", help="sources, licenses, rejections, PII, splits, leakage, lineage, forget list")

@@ -38,3 +38,10 @@ def validate(text: str, origin: str) -> None:
         raise UserError(f"{origin}: unknown section '{unknown[0]}' (known: {', '.join(SECTIONS)})")
     for name, cls in SECTIONS.items():
         load_section(cls, name, raw.get(name), origin)
+
+
+def config_name(conf: Path) -> str:
+    """The primary config DVC's Hydra integration composes (hydra.config_name in .dvc/config)."""
+    from dvc.config import Config
+
+    return Config(dvc_dir=str(conf.parent / ".dvc"))["hydra"].get("config_name", "config")

@@ -18,13 +18,6 @@ from tunebuild.trace import which_id
 RECORDS = Path("data/ingest/records.parquet")
 
 
-def config_name(conf: Path) -> str:
-    """The primary config DVC's Hydra integration composes (hydra.config_name in .dvc/config)."""
-    from dvc.config import Config
-
-    return Config(dvc_dir=str(conf.parent / ".dvc"))["hydra"].get("config_name", "config")
-
-
 def data_file(conf: Path, config: str) -> Path:
     """conf/data/<option>.yaml: the data config that `config` selects."""
     from hydra import compose, initialize_config_dir
@@ -131,7 +124,7 @@ def check(ids: list[str], patterns: list[str]) -> None:
 def forget(ids: list[str], texts: list[str], patterns: list[str], conf: Path, params: Path,
            config: str | None = None) -> str:
     """Edit the forget list, recompose params.yaml; returns what to tell the user."""
-    from tunebuild.compose import compose, validate
+    from tunebuild.compose import compose, config_name, validate
     from tunebuild.files import write_text
 
     ids = [which_id(i, None) for i in ids] + [record_id(t) for t in texts]
