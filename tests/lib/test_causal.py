@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import polars as pl
 import pytest
 import torch
 
-from tunebuild import causal, chat
+from tunebuild import causal, chat, loop
 from tunebuild.errors import UserError
-from tunebuild.params import ChatTrainParams, LaunchParams, LoraParams, ModelParams, TrainParams
-from stages.train import schedule
+from tunebuild.params import (ChatTrainParams, DataParams, ForgetParams, LaunchParams, LoraParams, ModelParams,
+                              TaskParams, TrainParams)
+from tunebuild.tasks import sft
+from stages.train import Params
 from tests.lib.test_chat import TOK
 
 SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
@@ -82,15 +86,25 @@ def test_random_init_is_seeded_and_weights_only_from_safetensors(tmp_path):
         causal.load_base(ModelParams(name="m", path=str(tmp_path), license="x"))
 
 
+def train_params(p: TrainParams, task: str = "sft") -> Params:
+    """The train stage's params around a train section, for the tiny model."""
+    return Params(train=p, model=TINY, task=TaskParams(name=task, chat=None), launch=SINGLE,
+                  data=DataParams(name="d", purpose=None, raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])))
+
+
 def run(p: TrainParams, ids, labels, ckpt, key="k", log=None):
-    torch.manual_seed(p.seed)
-    model = causal.load_base(TINY)
-    if p.mode == "lora":
-        model = causal.with_lora(model, p.lora)
+    """task=sft's trainer on these rows (validation: the first two), run by the one loop (tunebuild/loop.py)
+    as the train stage runs it, with checkpoints in `ckpt` under the fingerprint `key`."""
     logged = []
-    causal.train_chat(model, (ids, labels), (ids[:2], labels[:2]), p, 0, log or (lambda m, s: logged.append((s, m))),
-                      schedule, ckpt, key)
-    return model, logged
+    with tempfile.TemporaryDirectory() as d:  # the tokenize stage's files, which the trainer reads
+        paths = [Path(d) / "train.parquet", Path(d) / "validation.parquet"]
+        for path, n in zip(paths, (len(ids), 2)):
+            pl.DataFrame({"input_ids": ids[:n], "labels": labels[:n]}).write_parquet(path)
+        t = sft.trainer(train_params(p), paths)
+    assert t.checkpoint_every == p.chat.checkpoint_every
+    loop.run(t.model, t.steps, t.step, t.validate, p, log or (lambda m, s: logged.append((s, m))),
+             t.checkpoint_every, ckpt, key, t.net)
+    return t.model, logged
 
 
 def test_training_lowers_the_loss_lora_and_full():
@@ -124,7 +138,8 @@ class Crash(Exception):
 
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_crash_then_resume_ends_bitwise_equal(tmp_path, mode):
-    """Stopped after step 5 (checkpoints every 2 steps), a rerun resumes at step 4 and ends with the same bits."""
+    """Stopped at the first curve point after step 5 (step 9, epoch 1's validation; checkpoints every 2 steps), a
+    rerun resumes from the checkpoint of step 8 and ends with the same bits."""
     ids, labels = examples(16)
     lora = dataclasses.replace(LORA, dropout=0.1)  # dropout draws from the torch RNG: its state is restored too
     p = tp(mode=mode, lora=lora if mode == "lora" else None, batch_size=1, epochs=2, checkpoint_every=2,
@@ -148,8 +163,7 @@ def test_lora_merge_writes_a_standalone_model(tmp_path):
     """train.chat.merge: the adapter and, in merged/, a model of its own (weights + tokenizer) with the same logits."""
     from transformers import AutoModelForCausalLM
 
-    from tunebuild.params import DataParams, ForgetParams, TaskParams
-    from stages.train import Params, save
+    from stages.train import save
 
     model = causal.with_lora(causal.load_base(TINY), LORA)
     with torch.no_grad():
@@ -160,10 +174,7 @@ def test_lora_merge_writes_a_standalone_model(tmp_path):
     with torch.no_grad():
         expected = model(input_ids=x).logits
         plain = causal.load_base(TINY)(input_ids=x).logits
-    p = Params(train=tp(mode="lora", lora=LORA, merge=True), model=TINY,
-               data=DataParams(name="d", purpose=None, raw_dir="r", labels=[], sources=[], forget=ForgetParams([], [])),
-               task=TaskParams(name="sft", chat=None),
-               launch=SINGLE)
+    p = train_params(tp(mode="lora", lora=LORA, merge=True))
     save(model, p, tmp_path / "model")
     assert (tmp_path / "model/adapter_model.safetensors").is_file()
     assert (tmp_path / "model/merged/tokenizer.json").is_file()

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.curate import (CurateParams, NearDuplicateParams, Params, PiiParams, classify_model, curate, curate_parts,
-                           Parts, measures, sft_model)
+from stages.curate import Params, Parts, curate, curate_parts, measures
 from stages.ingest import RECORDS_SCHEMA
 from tunebuild.pool import pooled
-from tunebuild import neardup
+from tunebuild import neardup, rules
 from tunebuild.errors import UserError
-from tunebuild.params import DataParams, ForgetParams, TaskParams
+from tunebuild.params import CurateParams, DataParams, ForgetParams, NearDuplicateParams, PiiParams, TaskParams
 from tunebuild.records import record_ids
+from tunebuild.tasks import classify, sft
 
 CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_symbol_ratio=0.5, max_char_run=5,
                   boilerplate=["(?i)sent from my iphone", "-+"], scripts=["Latin"], min_script_ratio=0.7,
@@ -197,7 +197,9 @@ def test_bad_params_are_user_errors(change, needle):
 
 
 def test_classify_schema_is_a_dataframe_model():
-    schema = classify_model(("a",), 1, 10)
+    p = dataclasses.replace(P, curate=dataclasses.replace(CP, min_chars=1, max_chars=10),
+                            data=dataclasses.replace(DATA, labels=["a"]))
+    schema = rules.schema(classify.COLUMNS, classify.schema_rules(p))
     schema.validate(pl.DataFrame({"record_id": ["0123456789abcdef"], "text": ["hello"], "label": ["a"]}))
 
 
@@ -210,7 +212,8 @@ def test_sft_schema_roles_order_contents_length():
         msg(("user", " "), ("assistant", "hello")),                             # empty content
         msg(("user", "x" * 50), ("assistant", "y")),                            # too long
     ]})
-    schema = sft_model(40)
+    p = dataclasses.replace(P, curate=dataclasses.replace(CP, max_chars=40), task=TaskParams(name="sft", chat=None))
+    schema = rules.schema(sft.COLUMNS, sft.schema_rules(p))
     import pandera.polars as pa
 
     with pytest.raises(pa.errors.SchemaErrors) as e:

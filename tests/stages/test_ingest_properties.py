@@ -20,7 +20,7 @@ import polars as pl
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stages.curate import RULES, curate
+from stages.curate import curate, rule_names
 from stages.curate import Params as CurateStageParams
 from stages.ingest import IngestParams, ingest_frames
 from stages.ingest import Params as IngestStageParams
@@ -57,15 +57,15 @@ def run(files: dict[str, bytes], sources: list[SourceParams], ingest: IngestPara
     if not and_curate:
         return records, quarantine, stats
 
-    curated, rejected, cstats = curate(records, CurateStageParams(curate=CURATE, data=data,
-                                                                  task=TaskParams(name="classify", chat=None)), stats)
+    curate_params = CurateStageParams(curate=CURATE, data=data, task=TaskParams(name="classify", chat=None))
+    curated, rejected, cstats = curate(records, curate_params, stats)
     assert isinstance(curated, pl.DataFrame) and isinstance(rejected, pl.DataFrame)
     assert curated.height + rejected.height == records.height
     for s in sources:
         row = cstats["by_source"][s.name]
         assert row["curated"] + row["rejected"] == row["records"] == stats["sources"][s.name]["records"]
         assert row["units"] == row["quarantined"] + row["rejected"] + row["curated"]
-    assert set(rejected["rule"].to_list()) <= set(RULES)
+    assert set(rejected["rule"].to_list()) <= set(rule_names(curate_params))
     assert rejected["reason"].null_count() == 0
     return records, quarantine, stats, curated, rejected, cstats
 

@@ -25,12 +25,13 @@ import orjson
 import polars as pl
 import pytest
 
-from stages.curate import CurateParams, NearDuplicateParams, PiiParams, curate
 from stages.curate import Params as CurateStageParams
+from stages.curate import curate
 from stages.ingest import IngestParams, ingest_frames
 from stages.ingest import Params as IngestStageParams
 from tunebuild.errors import UserError
-from tunebuild.params import DataParams, ForgetParams, SourceParams, TaskParams
+from tunebuild.params import (CurateParams, DataParams, ForgetParams, NearDuplicateParams, PiiParams, SourceParams,
+                              TaskParams)
 from tunebuild.records import record_id
 
 LABELS = ["billing", "refund"]

@@ -9,11 +9,12 @@ import pytest
 from transformers import AutoTokenizer
 
 from stages import curate as curate_stage
-from stages.evaluate import json_scores
 from stages.ingest import IngestParams, Params, ingest_frames
+from stages.tokenize import Params as TokParams
 from tunebuild import chat
-from tunebuild.params import DataParams, ForgetParams, SourceParams, TaskParams
-from stages.tokenize import tokenize_chat
+from tunebuild.params import ChatParams, DataParams, ForgetParams, ModelParams, SourceParams, TaskParams, TokenizeParams
+from tunebuild.tasks import sft
+from tunebuild.tasks.sft import json_scores
 from tests.stages.test_curate import CP
 
 SYSTEM = {"role": "system", "content": "Answer in JSON."}
@@ -27,6 +28,13 @@ def source(name: str, fmt: str, files: str, text: str, label: str | None) -> Sou
 def data(sources, forget=()) -> DataParams:
     return DataParams(name="d", purpose=None, raw_dir="unused", labels=[], sources=sources,
                       forget=ForgetParams(record_ids=list(forget), patterns=[]))
+
+
+def tok_params(max_length: int = 64, task: str = "sft", **chat_params) -> TokParams:
+    """The tokenize stage's params of a chat task: tokenize.max_length and task.chat (truncation, template)."""
+    c = ChatParams(**({"template": "chatml", "truncation": "left", "max_new_tokens": 8, "samples": 1} | chat_params))
+    return TokParams(tokenize=TokenizeParams(max_length, 100), model=ModelParams("t", "models/tiny-chat", "x"),
+                     data=data([]), task=TaskParams(name=task, chat=c))
 
 
 def conv(user: str, answer: str) -> list[dict]:
@@ -104,7 +112,7 @@ def test_tokenize_chat_columns_and_counts():
     convs = [conv("short", '{"a": 1}'), conv("a much longer ticket " * 20, '{"a": 2}')]
     df = pl.DataFrame({"record_id": ["r1", "r2"], "messages": convs, "label": ['{"a": 1}', '{"a": 2}']})
     for policy, expected in (("left", {"truncated": 1, "dropped": 0}), ("drop", {"truncated": 0, "dropped": 1})):
-        out, stats = tokenize_chat(df, tok, chat.TEMPLATES["chatml"], 60, policy)
+        out, stats = sft.tokenize(df, (tok, chat.TEMPLATES["chatml"]), tok_params(60, truncation=policy))
         assert {k: stats[k] for k in expected} == expected
         assert out.columns == ["record_id", "input_ids", "labels", "prompt_length", "completion"]
         assert out["input_ids"].list.len().max() <= 60
@@ -125,12 +133,6 @@ def test_json_scores():
 @pytest.mark.parametrize("bad", [{"truncation": "right"}, {"template": "vicuna"}])
 def test_bad_chat_params_are_user_errors(bad):
     from tunebuild.errors import UserError
-    from tunebuild.params import ChatParams, ModelParams
-    from stages.tokenize import Params as TokParams
-    from stages.tokenize import TokenizeParams, load_chat_tokenizer
 
-    chat_params = ChatParams(**({"template": "chatml", "truncation": "left", "max_new_tokens": 8, "samples": 1} | bad))
-    p = TokParams(tokenize=TokenizeParams(64, 100), model=ModelParams("t", "models/tiny-chat", "x"),
-                  data=data([]), task=TaskParams(name="sft", chat=chat_params))
     with pytest.raises(UserError, match=f"task.chat.{next(iter(bad))}"):
-        load_chat_tokenizer(p)
+        sft.tokenizer(tok_params(64, **bad))

