@@ -19,8 +19,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stages", "tunebuild")
-CLI_ONLY = {"tunebuild/cli.py", "tunebuild/__main__.py", "tunebuild/audit.py", "tunebuild/compose.py",
-            "tunebuild/diff.py", "tunebuild/forget.py", "tunebuild/promote.py", "tunebuild/revs.py",
+CLI_ONLY = {"tunebuild/cli.py", "tunebuild/__main__.py", "tunebuild/audit.py", "tunebuild/audit_page.py",
+            "tunebuild/compose.py", "tunebuild/diff.py", "tunebuild/diff_page.py", "tunebuild/forget.py", "tunebuild/promote.py", "tunebuild/revs.py",
             "tunebuild/trace.py"}
 
 
