@@ -8,6 +8,8 @@ Out: data/report/data_card.md   Datasheets for Datasets sections: motivation, co
      data/report/lineage.json   model weights -> split file hashes -> record ids
      data/report/croissant.json MLCommons Croissant 1.0 JSON-LD of the curated splits, with the
                                 responsible-AI (RAI) fields the pipeline knows
+     data/report/index.html     one offline page of all of it, with charts (tunebuild/report_page.py; it
+                                also reads leakage, curves, confusion, label issues, samples, rejections)
 
 Every number comes from a pipeline output; what only the owner knows comes
 from the `report` params and is marked missing when null.
@@ -20,7 +22,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from tunebuild import tasks
+from tunebuild import report_page, tasks
 from tunebuild.errors import run
 from tunebuild.files import read_json, sha256_file, write_json, write_text
 from tunebuild.markdown import table
@@ -292,9 +294,21 @@ def croissant(facts: dict, p: Params) -> dict:
     }
 
 
+def page_context(facts: dict, p: Params) -> dict:
+    """What the page needs from the params and the card text (tunebuild/report_page.py renders it)."""
+    m = facts["metrics"]
+    return {"title": p.report.title, "task": p.task.name, "base_model": p.model.name, "mode": p.train.mode,
+            "data": p.data.name, "labels": list(p.data.labels), "licenses": {s.name: s.license for s in p.data.sources},
+            "worth_it": worth_it(m), "alternatives": {n: alternative(n, m) for n in m.get("baselines", {})},
+            "missing": [k for k in ("owner", "motivation", "collection", "intended_use", "out_of_scope_use",
+                                    "maintenance") if not getattr(p.report, k)]}
+
+
 def main() -> None:
     p = load_params(Params)
     facts = gather()
+    page = report_page.render(facts, report_page.load(facts["splits"]), page_context(facts, p))
+    write_text(OUT / "index.html", page)
     write_text(OUT / "data_card.md", data_card(facts, p))
     write_text(OUT / "model_card.md", model_card(facts, p))
     write_json(OUT / "lineage.json", lineage(facts, p))
