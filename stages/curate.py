@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from tunebuild import neardup, pii
+from tunebuild import licenses, neardup, pii
 from tunebuild.errors import UserError, run
 from tunebuild.files import HANDOFF, atomic_paths, read_json, scratch_dir, streamed, synced_while_written, write_json
-from tunebuild.params import CurateParams, CurateSections, NearDuplicateParams, PiiParams, check_license, load_params
+from tunebuild.params import CurateParams, CurateSections, NearDuplicateParams, PiiParams, load_params
 from tunebuild.pool import process_map
 from tunebuild.records import id_numbers, not_ascii, plain
 
@@ -191,8 +191,8 @@ def check_params(p: Params) -> None:
         if getattr(p.curate.pii, kind) not in PII_ACTIONS:
             raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
                             f"{', '.join(PII_ACTIONS)}")
-    for i, license_id in enumerate(p.curate.license_allowlist):
-        check_license(license_id, f"curate.license_allowlist[{i}]")
+    pii.check(p.curate.pii, p.data.sources)
+    licenses.check_allowlist(p.curate.license_allowlist, "curate.license_allowlist")
     if p.curate.near_duplicates.action not in ("reject", "keep"):
         raise UserError(f"params.yaml: curate.near_duplicates.action: '{p.curate.near_duplicates.action}' "
                         "is not one of reject, keep")
@@ -241,14 +241,16 @@ TASK_COLUMNS = {"classify": ("text", "label"), "sft": ("messages",), "preference
 TASK_RECORDS = {"sft": sft_records, "preference": preference_records}  # records -> the task's columns
 
 
-def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
+def redact_messages(df: pl.DataFrame, kinds: dict[int, set[str]], p: Params) -> pl.DataFrame:
     """sft, preference: the PII types kinds[row] redacted inside every message of those rows (and so in the
     answers that make the label)."""
     columns = [c for c in ("messages", "chosen", "rejected") if c in df.columns]
     if not columns or not kinds:
         return df
     rows = sorted(kinds)
-    new = {f"_{c}": [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])}
+    read = pii.settings_of_rows(df, rows, p.curate.pii, p.data.sources)  # each row's source's region
+    new = {f"_{c}": [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"], s=read[i]),
+                                                                kinds[i])}
                       for m in msgs] for i, msgs in zip(rows, df[c].gather(rows).to_list())] for c in columns}
     upd = pl.DataFrame({"_i": rows} | new, schema={"_i": pl.UInt32} | dict.fromkeys(new, MESSAGES))
     return (df.with_row_index("_i").join(upd, on="_i", how="left", maintain_order="left")
@@ -295,8 +297,9 @@ def rule_exprs(p: Params) -> dict[str, tuple[pl.Expr, pl.Expr]]:
     ratio = lambda a, b: a.cast(pl.Float64) / pl.max_horizontal(b, pl.lit(1))  # noqa: E731
     return {
         "forget": (forget_ids | forget_match, pl.lit("removed on request (data.forget); text blanked")),
-        "license": (~pl.col("license").is_in(c.license_allowlist),
-                    pl.format("license {} of source {} is not in curate.license_allowlist", pl.col("license"), pl.col("source"))),
+        "license": (~licenses.allowed(pl.col("license"), c.license_allowlist),
+                    pl.format("license {} of source {} is not allowed by curate.license_allowlist: {}",
+                              pl.col("license"), pl.col("source"), licenses.why(pl.col("license"), c.license_allowlist))),
         "too_few_words": (words < c.min_words, pl.format("{} words, fewer than curate.min_words={}", words, pl.lit(c.min_words))),
         "too_many_words": (words > c.max_words, pl.format("{} words, more than curate.max_words={}", words, pl.lit(c.max_words))),
         "mostly_symbols": (ratio(symbols, visible) > c.max_symbol_ratio,
@@ -444,7 +447,7 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, measured: pl.DataFrame, 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
     """Text with the `redact` PII types replaced: what would be trained on, and what the rules see."""
-    found = pii.find_all(records)
+    found = pii.find_all(records, pii.settings(p.curate.pii, p.data.sources))
     kinds = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
     if not found:
         return records, found
@@ -561,7 +564,7 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, np.ndarray
         staged, found = redact_for_training(chunk, p)
         if chat:
             redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
-            staged = redact_messages(staged, {i: redact for i in found})
+            staged = redact_messages(staged, {i: redact for i in found}, p)
     with phase(timings, "pandera"):
         failed = schema_failures(staged.select("record_id", *TASK_COLUMNS[p.task.name]), schema)
     measured, keys = measures(staged["text"], p, timings)
@@ -571,7 +574,7 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, np.ndarray
         ruled, pii_table = apply_pii(ruled, found, p)
         if chat:
             rejected_rows = [i for i in found if ruled["rule"][i] is not None]
-            ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows})
+            ruled = redact_messages(ruled, {i: set(pii.TYPES) for i in rejected_rows}, p)
     return ruled, keys, pii_table, timings
 
 

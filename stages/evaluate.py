@@ -4,7 +4,8 @@ In:  data/tokenize/{train,<evaluate.split>}.parquet, data/split/{train,<evaluate
      sources, conversations), data/train/model/, the base model at model.path
 Out (classify; the base has an untrained head; the cheap alternatives are fit on the train split:
      TF-IDF + logistic regression, logistic regression on the frozen base model's embeddings):
-     data/evaluate/metrics.json      accuracy and macro-F1 of base, tuned and each cheap alternative (baselines),
+     data/evaluate/metrics.json      accuracy and macro-F1 (scikit-learn's, over all data.labels: tunebuild.metrics;
+                                     macro_f1_definition says so) of base, tuned and each cheap alternative,
                                      each with its bootstrap 95% interval (<metric>_ci_lo, <metric>_ci_hi); the
                                      gain over the base; the gain over the best cheap alternative with a paired
                                      interval (gain_over_best_baseline); label_issues: rows checked and flagged
@@ -50,6 +51,7 @@ from tunebuild import baselines
 from tunebuild.classifier import load_base, predict, quiet_transformers
 from tunebuild.errors import UserError, run
 from tunebuild.files import write_bytes, write_json, write_parquet
+from tunebuild.metrics import DEFINITION, scores
 from tunebuild.params import DataParams, EvaluateParams, ModelParams, TaskParams, TrainParams, load_params
 
 IN = Path("data/tokenize")
@@ -67,22 +69,6 @@ class Params:
     data: DataParams
     task: TaskParams
     train: TrainParams            # task=preference: train.preference (the starting point, beta, loss)
-
-
-def scores(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> tuple[dict, dict]:
-    """The pure core: (accuracy, macro-F1) and per-class precision/recall/F1/support."""
-    k = len(labels)
-    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
-    present = support > 0
-    summary = {"accuracy": round(float(tp.sum() / max(cm.sum(), 1)), 6),
-               "macro_f1": round(float(f1[present].mean()) if present.any() else 0.0, 6)}
-    per_class = {lab: {"precision": round(float(precision[i]), 6), "recall": round(float(recall[i]), 6),
-                       "f1": round(float(f1[i]), 6), "support": int(support[i])} for i, lab in enumerate(labels)}
-    return summary, per_class
 
 
 def load_tuned(p: Params):
@@ -347,6 +333,7 @@ def main() -> None:
     y_pred = predicted["tuned"]
     probs = torch.softmax(logits, -1).max(-1).values.numpy()
     results["gain"] = {k: round(results["tuned"][k] - results["base"][k], 6) for k in ("accuracy", "macro_f1")}
+    results["macro_f1_definition"] = DEFINITION.format(k=len(labels))
     records = pl.read_parquet(path, columns=["record_id", "label"]).with_columns(
         predicted=pl.Series([labels[i] for i in y_pred], dtype=pl.String),
         confidence=pl.Series(probs.round(6), dtype=pl.Float64))

@@ -23,7 +23,8 @@ import yaml
 
 from tunebuild.errors import run
 from tunebuild.files import read_json, sha256_file, write_json, write_text
-from tunebuild.markdown import table
+from tunebuild.markdown import code, table
+from tunebuild.metrics import MACRO_F1, MACRO_F1_NAME, per_class_rows
 from tunebuild.params import DataParams, ModelParams, ReportParams, TaskParams, TrainParams, load_params
 
 OUT = Path("data/report")
@@ -122,13 +123,13 @@ def data_card(facts: dict, p: Params) -> str:
     """Datasheets for Datasets (Gebru et al.) sections, filled from the outputs and the report params."""
     ing, cur = facts["ingest"], facts["curate"]
     sources = {s.name: s for s in p.data.sources}
-    src_rows = [[s, f"`{sources[s].files}`" if s in sources else "?", v["files"], v["units"], v["quarantined"],
+    src_rows = [[s, code(sources[s].files) if s in sources else "?", v["files"], v["units"], v["quarantined"],
                  cur["by_source"].get(s, {}).get("rejected", 0), cur["by_source"].get(s, {}).get("curated", 0)]
                 for s, v in ing["sources"].items()]
     rule_rows = [[r, n] for r, n in cur["rejected_by_rule"].items() if n]
     pii_rows = [[t, v["found"], v["redacted"], v["rejected"]] for t, v in cur["pii"].items()]
     split_rows = [[n, facts["split"][n]["rows"], facts["tokenize"][n]["tokens"], facts["tokenize"][n]["truncated"],
-                   f"`{facts['split_sha256'][n][:16]}`"] for n in SPLITS]
+                   code(facts['split_sha256'][n][:16])] for n in SPLITS]
     label_rows = [[lab] + [facts["split"][n]["by_label"].get(lab, 0) for n in SPLITS] for lab in p.data.labels]
     label_fields = ", ".join(f"`{s.label_field}` ({s.name})" for s in p.data.sources)
     forget = p.data.forget
@@ -255,11 +256,12 @@ def task_card(facts: dict, p: Params) -> dict:
                           "`data/evaluate/predictions.parquet`); check the field accuracy above before relying on them."}
     return {"tag": "text-classification",
             "metrics": [{"type": "accuracy", "value": m["tuned"]["accuracy"]},
-                        {"type": "f1", "name": "macro-F1", "value": m["tuned"]["macro_f1"]}],
+                        {"type": "f1", "name": MACRO_F1_NAME.format(k=len(p.data.labels)),
+                         "value": m["tuned"]["macro_f1"]}],
             "what": f"to route support tickets to one of {len(p.data.labels)} labels: {', '.join(p.data.labels)}",
-            "base": "Base = the same model with an untrained classification head.",
-            "details": table(["label", "precision", "recall", "f1", "support"],
-                             [[lab, v["precision"], v["recall"], v["f1"], v["support"]] for lab, v in pc["tuned"].items()]),
+            "base": "Base = the same model with an untrained classification head. "
+                    + MACRO_F1.format(k=len(p.data.labels)),
+            "details": table(["label", "precision", "recall", "f1", "support", "note"], per_class_rows(pc["tuned"])),
             "limits": "labels outside the taxonomy are never predicted. Check per-class recall above before relying "
                       "on rare labels."}
 
@@ -276,7 +278,7 @@ def model_card(facts: dict, p: Params) -> str:
     }
     eval_rows = [[k, m["base"][k], m["tuned"][k], f"{m['gain'][k]:+.4f}"] for k in m["gain"]]
     hyper = {k: v for k, v in asdict(p.train).items() if v is not None}
-    data_rows = [[n, facts["split"][n]["rows"], f"`{facts['split_sha256'][n]}`"] for n in SPLITS]
+    data_rows = [[n, facts["split"][n]["rows"], code(facts['split_sha256'][n])] for n in SPLITS]
     return "\n\n".join([
         "---\n" + yaml.safe_dump(front, sort_keys=False).rstrip() + "\n---",
         f"# {p.report.title}",

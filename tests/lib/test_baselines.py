@@ -7,7 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stages.evaluate import issue_table, scores
+from stages.evaluate import issue_table
+from tunebuild.metrics import scores
 from tunebuild import baselines
 from tunebuild.classifier import load_base
 from tunebuild.params import ModelParams
