@@ -29,7 +29,7 @@ def load(path: Path = CORPUS) -> list[dict]:
 
 
 def found_spans(row: dict) -> set[tuple[str, str]]:
-    s = pii.Settings(row["region"], tuple(pii.NATIONAL_IDS))
+    s = pii.Settings((row["region"],), tuple(pii.NATIONAL_IDS))
     return {(kind, row["text"][a:b]) for kind, a, b in pii.find(row["text"], pii.TYPES, s)}
 
 

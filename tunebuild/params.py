@@ -62,7 +62,7 @@ class SourceParams:
     group_field: Optional[str]   # e.g. a customer or conversation id: one group, one split
     encoding: str                # of JSONL and CSV files
     delimiter: str               # CSV only
-    pii_region: Optional[str]    # phone numbers without +country code read as this region's; null: curate.pii.region
+    pii_regions: Optional[list[str]]  # phones without +country code: valid in one; null: curate.pii.regions
 
 
 @dataclass
@@ -154,7 +154,7 @@ class PiiParams:
     ip: str
     national_id: str
     date_of_birth: str
-    region: str                  # phone numbers without +country code: this region's (a source's pii_region wins)
+    regions: list[str]           # phones without +country code: valid in one (a source's pii_regions wins)
     national_ids: list[str]      # which national ids to look for (tunebuild.pii.NATIONAL_IDS)
 
 

@@ -11,7 +11,8 @@ Types (TYPES, in detection order: specific before generic):
   date_of_birth  a full date after "date of birth", "DOB", "born (on)" or "birthday", that exists
   ip             IPv4 and IPv6 addresses (ipaddress), not version numbers
   phone          phonenumbers: a valid number of its country (international format, or national
-                 format in the source's region: curate.pii.region, data.sources[].pii_region)
+                 format of one of the source's regions: curate.pii.regions, or the source's own
+                 data.sources[].pii_regions)
 
 Not taken for PII: dates and times (`2024-01-15 10:30`, `Date: 2023 05 17 2023`), numbers after
 order / tracking / SKU / invoice / ISBN / version words or `#`, prices, bare digit runs without a
@@ -139,37 +140,32 @@ CONTEXT_OF = {
     "ip": ("version",),
     "phone": ("ids", "version", "money", "other_pii"),
 }
-BEFORE = 32  # characters before a candidate that its context is read from
-
-
-def words(names: str) -> re.Pattern:
-    """Any of the space-separated words, as a whole word."""
-    return re.compile(rf"(?<![\w#])(?:{'|'.join(map(re.escape, names.split()))})(?!\w)")
-
-
-NOT_PII_WORDS = {kind: words(" ".join(NOT_PII[c] for c in cs)) for kind, cs in CONTEXT_OF.items()}
-IS_PII_WORDS = {kind: words(w) for kind, w in IS_PII.items()}
-
-
-def last_end(pattern: re.Pattern, text: str) -> int:
-    return max((m.end() for m in pattern.finditer(text)), default=-1)
-
-
+BEFORE = 40  # characters before a candidate that its context words are read from
+NEAREST = 3  # the words nearest a candidate that say what it is
+NOT_PII_WORDS = {
+    k: frozenset(" ".join(NOT_PII[c] for c in cs).split()) for k, cs in CONTEXT_OF.items()
+}
+IS_PII_WORDS = {kind: frozenset(names.split()) for kind, names in IS_PII.items()}
+TOKEN = re.compile(r"[^\W\d_]+")
 # `order #`, `#2024 15 01`: a number of something, not a phone
 NUMBER_SIGN = re.compile(r"[#№]\s*$")
 
 
 def other_thing(kind: str, text: str, start: int) -> bool:
-    """The last telling word before the candidate says it is something else (an order number, a
-    version, a price), and no word for this type comes after it; or (phone) a number sign is right
-    before it."""
+    """Of the few words right before the candidate, the nearest telling one says it is something
+    else (an order number, a version, a price): `order number 123-456-7890`, but not `order 12:
+    call 415 555 0100`; or (phone) a number sign is right before it."""
     if kind not in NOT_PII_WORDS:
         return False
     before = text[max(0, start - BEFORE) : start].lower()
     if kind == "phone" and NUMBER_SIGN.search(before):
         return True
-    negative = last_end(NOT_PII_WORDS[kind], before)
-    return negative >= 0 and last_end(IS_PII_WORDS[kind], before) < negative
+    for word in reversed(TOKEN.findall(before)[-NEAREST:]):
+        if word in IS_PII_WORDS[kind]:
+            return False
+        if word in NOT_PII_WORDS[kind]:
+            return True
+    return False
 
 
 # ---- validators ----------------------------------------------------------------------------------
@@ -296,9 +292,7 @@ def ip_ok(candidate: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1 << 16)  # a support line or a shop's number recurs in many texts
-def phone_ok(candidate: str, region: str) -> bool:
-    import phonenumbers
-
+def phone_ok(candidate: str, regions: tuple[str, ...]) -> bool:
     digits = re.sub(r"\D", "", candidate)
     if not 7 <= len(digits) <= 17:
         return False
@@ -306,6 +300,14 @@ def phone_ok(candidate: str, region: str) -> bool:
         return False  # a bare run of digits: an order or account number as often as a phone
     if isbn_like(digits):
         return False  # ISBN-13 (978/979 and its check digit)
+    if candidate.startswith("+"):
+        return valid_in(candidate, None)
+    return any(valid_in(candidate, region) for region in regions)
+
+
+def valid_in(candidate: str, region: str | None) -> bool:
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException:
@@ -326,18 +328,20 @@ def isbn_like(digits: str) -> bool:
 class Settings:
     """What a source's text is read with."""
 
-    region: str  # phonenumbers region of numbers written without +country code (CLDR code)
+    regions: tuple[
+        str, ...
+    ]  # numbers without +country code: valid in one of these (ISO 3166 codes)
     national_ids: tuple[str, ...]  # NATIONAL_IDS keys to look for
 
 
 def settings(p, sources: Sequence = ()) -> dict[str | None, Settings]:
-    """curate.pii (region, national_ids) and each source's pii_region: source name -> Settings;
-    None: the default (a source without its own region)."""
-    base = Settings(p.region, tuple(p.national_ids))
+    """curate.pii (regions, national_ids) and each source's pii_regions: source name -> Settings;
+    None: the default (a source without regions of its own)."""
+    base = Settings(tuple(p.regions), tuple(p.national_ids))
     by_source: dict[str | None, Settings] = {None: base}
     for s in sources:
-        if s.pii_region is not None:
-            by_source[s.name] = Settings(s.pii_region, base.national_ids)
+        if s.pii_regions is not None:
+            by_source[s.name] = Settings(tuple(s.pii_regions), base.national_ids)
     return by_source
 
 
@@ -355,22 +359,25 @@ def settings_of_rows(
 
 
 def check(p, sources: Sequence = ()) -> None:
-    """One UserError for an unknown region or national id."""
+    """One UserError for an unknown or missing region, or an unknown national id."""
     import phonenumbers
 
     from tunebuild.errors import UserError
 
-    regions = [("curate.pii.region", p.region)] + [
-        (f"data.sources[{i}].pii_region", s.pii_region)
+    lists = [("curate.pii.regions", p.regions)] + [
+        (f"data.sources[{i}].pii_regions", s.pii_regions)
         for i, s in enumerate(sources)
-        if s.pii_region is not None
+        if s.pii_regions is not None
     ]
-    for key, region in regions:
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise UserError(
-                f"params.yaml: {key}: '{region}' is not a region phonenumbers knows (an ISO 3166 "
-                "country code in capitals, e.g. US, GB, DE)"
-            )
+    for key, regions in lists:
+        if not regions:
+            raise UserError(f"params.yaml: {key}: empty; list one region at least (e.g. [US])")
+        for j, region in enumerate(regions):
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                raise UserError(
+                    f"params.yaml: {key}[{j}]: '{region}' is not a region phonenumbers knows (an "
+                    "ISO 3166 country code in capitals, e.g. US, GB, DE)"
+                )
     for i, name in enumerate(p.national_ids):
         if name not in NATIONAL_IDS:
             raise UserError(
@@ -379,7 +386,7 @@ def check(p, sources: Sequence = ()) -> None:
             )
 
 
-DEFAULT = Settings("US", tuple(NATIONAL_IDS))
+DEFAULT = Settings(("US",), tuple(NATIONAL_IDS))
 
 # ---- finding -------------------------------------------------------------------------------------
 
@@ -404,7 +411,7 @@ def confirmed(
         return (start, end) if date_exists(candidate) else None
     if kind == "ip":
         return (start, end) if ip_ok(candidate) else None
-    return (start, end) if phone_ok(candidate, s.region) else None
+    return (start, end) if phone_ok(candidate, s.regions) else None
 
 
 # Where a match can be: it holds one of these characters and is at most this many characters from

@@ -177,7 +177,7 @@ def report_params():
         group_field=None,
         encoding="utf-8",
         delimiter=",",
-        pii_region=None,
+        pii_regions=None,
     )
     data = DataParams(
         name="d",

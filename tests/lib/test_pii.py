@@ -16,7 +16,7 @@ from tunebuild.errors import UserError
 from tunebuild.params import PiiParams, SourceParams
 
 ROOT = Path(__file__).resolve().parents[2]
-US = pii.Settings("US", tuple(pii.NATIONAL_IDS))
+US = pii.Settings(("US",), tuple(pii.NATIONAL_IDS))
 
 
 def found(text: str, s: pii.Settings = US) -> list[tuple[str, str]]:
@@ -89,18 +89,33 @@ def test_look_alikes_are_not_pii(text):
     assert found(text) == []
 
 
-def test_national_format_phones_need_the_sources_region():
-    text = "ring 020 7946 0958"
-    assert found(text, pii.Settings("US", ())) == []
-    assert found(text, pii.Settings("GB", ())) == [("phone", "020 7946 0958")]
-    assert found("ring +44 20 7946 0958", pii.Settings("US", ())) == [("phone", "+44 20 7946 0958")]
+def test_national_format_phones_need_one_of_the_sources_regions():
+    text = "ring 020 7946 0958 or (415) 555-0100"
+    assert found(text, pii.Settings(("US",), ())) == [("phone", "(415) 555-0100")]
+    assert found(text, pii.Settings(("GB",), ())) == [("phone", "020 7946 0958")]
+    both = pii.Settings(("US", "GB"), ())
+    assert found(text, both) == [("phone", "020 7946 0958"), ("phone", "(415) 555-0100")]
+    intl = "ring +44 20 7946 0958"
+    assert found(intl, pii.Settings(("US",), ())) == [("phone", "+44 20 7946 0958")]
+
+
+@pytest.mark.parametrize(
+    "text, phone",
+    [
+        ("on my card? My number is +44 20 7946 0400", "+44 20 7946 0400"),  # card: further back
+        ("for my order. My number is +49 30 90189100", "+49 30 90189100"),
+        ("Order 12345, call 020 7946 0958", "020 7946 0958"),
+    ],
+)
+def test_only_the_nearest_words_say_a_number_is_something_else(text, phone):
+    assert found(text, pii.Settings(("GB",), ())) == [("phone", phone)]
 
 
 def test_only_the_chosen_national_ids_are_looked_for():
-    assert found("DNI: 54362315K", pii.Settings("US", ("us.ssn",))) == []
+    assert found("DNI: 54362315K", pii.Settings(("US",), ("us.ssn",))) == []
 
 
-def source(name: str, region: str | None) -> SourceParams:
+def source(name: str, regions: list[str] | None) -> SourceParams:
     return SourceParams(
         name=name,
         format="text",
@@ -112,7 +127,7 @@ def source(name: str, region: str | None) -> SourceParams:
         group_field=None,
         encoding="utf-8",
         delimiter=",",
-        pii_region=region,
+        pii_regions=regions,
     )
 
 
@@ -124,16 +139,15 @@ PII = PiiParams(
     ip="redact",
     national_id="reject",
     date_of_birth="redact",
-    region="US",
+    regions=["US"],
     national_ids=["us.ssn"],
 )
 
 
-def test_find_all_reads_each_row_with_its_sources_region():
-    by_source = pii.settings(PII, [source("uk", "GB"), source("us", None)])
-    assert (
-        by_source["uk"].region == "GB" and by_source[None].region == "US" and "us" not in by_source
-    )
+def test_find_all_reads_each_row_with_its_sources_regions():
+    by_source = pii.settings(PII, [source("uk", ["GB"]), source("us", None)])
+    assert by_source["uk"].regions == ("GB",) and by_source[None].regions == ("US",)
+    assert "us" not in by_source
     df = pl.DataFrame(
         {
             "text": ["ring 020 7946 0958", "ring 020 7946 0958", "call (415) 555-0100"],
@@ -147,7 +161,8 @@ def test_find_all_reads_each_row_with_its_sources_region():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"region": "UK"}, r"curate\.pii\.region: 'UK' is not a region"),
+        ({"regions": ["US", "UK"]}, r"curate\.pii\.regions\[1\]: 'UK' is not a region"),
+        ({"regions": []}, r"curate\.pii\.regions: empty"),
         (
             {"national_ids": ["us.ssn", "de.idnr"]},
             r"curate\.pii\.national_ids\[1\]: 'de\.idnr' is not one of",
@@ -159,8 +174,8 @@ def test_unknown_regions_and_ids_are_one_clear_error(change, message):
 
     with pytest.raises(UserError, match=message):
         pii.check(dataclasses.replace(PII, **change), [])
-    with pytest.raises(UserError, match=r"data\.sources\[0\]\.pii_region: 'XX'"):
-        pii.check(PII, [source("s", "XX")])
+    with pytest.raises(UserError, match=r"data\.sources\[0\]\.pii_regions\[0\]: 'XX'"):
+        pii.check(PII, [source("s", ["XX"])])
 
 
 def test_the_corpus_meets_the_targets_per_type():

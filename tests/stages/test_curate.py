@@ -23,7 +23,7 @@ CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_sym
                   boilerplate=["(?i)sent from my iphone", "-+"], scripts=["Latin"], min_script_ratio=0.7,
                   license_allowlist=["CC0-1.0"],
                   pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="keep",
-                                national_id="reject", date_of_birth="redact", region="US",
+                                national_id="reject", date_of_birth="redact", regions=["US"],
                                 national_ids=["us.ssn", "es.dni"]),
                   near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
                   chunk_rows=2)  # tiny chunks: duplicates and clusters span chunks
@@ -159,7 +159,7 @@ def test_pii_is_validated_and_read_in_the_sources_region():
     us = dataclasses.replace(P, curate=dataclasses.replace(CP, max_words=100))
     curated, rejected, stats = curate(records, us)
     assert curated["text"].to_list()[:2] == texts[:2] and rules_of(rejected) == {4: "pii_national_id"}
-    gb = dataclasses.replace(us, data=dataclasses.replace(DATA, sources=[source("s", "GB")]))
+    gb = dataclasses.replace(us, data=dataclasses.replace(DATA, sources=[source("s", ["GB"])]))
     curated, _, stats = curate(records, gb)
     assert "please ring [PHONE] about the refund" in curated["text"].to_list()
     assert stats["pii"]["phone"]["redacted"] == 1 and set(stats["pii"]) == set(pii.TYPES)
