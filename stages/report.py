@@ -25,7 +25,7 @@ import yaml
 from tunebuild import report_page, tasks
 from tunebuild.errors import run
 from tunebuild.files import read_json, sha256_file, write_json, write_text
-from tunebuild.markdown import table
+from tunebuild.markdown import code, table
 from tunebuild.params import (
     DataParams,
     ModelParams,
@@ -117,13 +117,13 @@ def data_card(facts: dict, p: Params) -> str:
     """Datasheets for Datasets (Gebru et al.) sections, filled from the outputs and the report params."""
     ing, cur = facts["ingest"], facts["curate"]
     sources = {s.name: s for s in p.data.sources}
-    src_rows = [[s, f"`{sources[s].files}`" if s in sources else "?", v["files"], v["units"], v["quarantined"],
+    src_rows = [[s, code(sources[s].files) if s in sources else "?", v["files"], v["units"], v["quarantined"],
                  cur["by_source"].get(s, {}).get("rejected", 0), cur["by_source"].get(s, {}).get("curated", 0)]
                 for s, v in ing["sources"].items()]
     rule_rows = [[r, n] for r, n in cur["rejected_by_rule"].items() if n]
     pii_rows = [[t, v["found"], v["redacted"], v["rejected"]] for t, v in cur["pii"].items()]
     split_rows = [[n, facts["split"][n]["rows"], facts["tokenize"][n]["tokens"], facts["tokenize"][n]["truncated"],
-                   f"`{facts['split_sha256'][n][:16]}`"] for n in SPLITS]
+                   code(facts['split_sha256'][n][:16])] for n in SPLITS]
     label_rows = [[lab] + [facts["split"][n]["by_label"].get(lab, 0) for n in SPLITS] for lab in p.data.labels]
     label_fields = ", ".join(f"`{s.label_field}` ({s.name})" for s in p.data.sources)
     forget = p.data.forget
@@ -232,7 +232,7 @@ def model_card(facts: dict, p: Params) -> str:
     }
     eval_rows = [[k, m["base"][k], m["tuned"][k], f"{m['gain'][k]:+.4f}"] for k in m["gain"]]
     hyper = {k: v for k, v in asdict(p.train).items() if v is not None}
-    data_rows = [[n, facts["split"][n]["rows"], f"`{facts['split_sha256'][n]}`"] for n in SPLITS]
+    data_rows = [[n, facts["split"][n]["rows"], code(facts['split_sha256'][n])] for n in SPLITS]
     return "\n\n".join([
         "---\n" + yaml.safe_dump(front, sort_keys=False).rstrip() + "\n---",
         f"# {p.report.title}",
