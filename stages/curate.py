@@ -90,7 +90,8 @@ def row_rules(p: Params) -> list[Rule]:
 def rule_names(p: Params) -> list[str]:
     """Every rule in the order it is tried (the first that fails is recorded): on request, license, the
     task's schema rules, quality rules, PII types set to reject, then the dedupe rules."""
-    request, quality = row_rules(p)[:2], row_rules(p)[2:]
+    declared = row_rules(p)
+    request, quality = declared[:2], declared[2:]
     schema = [r.name for r in tasks.load(p.task.name).schema_rules(p)]
     return ([r.name for r in request] + list(dict.fromkeys(schema)) + [r.name for r in quality]
             + [f"pii_{t}" for t in pii.TYPES] + DEDUPE_RULES)
