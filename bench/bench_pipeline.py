@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = ["stages", "conf", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
+FILES = ["stages", "tunebuild", "conf", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
          "data/raw"]
 STAGES = ["ingest", "curate", "split", "tokenize", "train", "evaluate", "report"]
 

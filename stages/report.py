@@ -204,9 +204,21 @@ def with_interval(scores: dict, metric: str) -> str:
     return f"{scores[metric]:.4f} [{scores[f'{metric}_ci_lo']:.4f}, {scores[f'{metric}_ci_hi']:.4f}]"
 
 
+def best_system(metrics: dict) -> str:
+    """A sentence when a cheap alternative scores higher than the tuned model (metrics.json: best_system)."""
+    best = metrics.get("best_system")
+    if best in (None, "tuned"):
+        return ""
+    got, tuned = metrics["baselines"][best]["accuracy"], metrics["tuned"]["accuracy"]
+    return (f"\n\n**The best system on this test set is {alternative(best, metrics)} (accuracy {got:.4f}), not the "
+            f"fine-tuned model ({tuned:.4f})**: use it instead, or improve the data or the training "
+            "(`best_system` in `data/evaluate/metrics.json`, shown by `dvc exp show`; `tunebuild promote` can pick "
+            "by `tuned_is_best`).")
+
+
 def comparison(metrics: dict) -> str:
-    """The worth-it sentence, then tuned, base and every cheap alternative on the headline metrics, each with
-    its 95% interval."""
+    """The worth-it sentence (and which system is best when it is not the tuned model), then tuned, base and
+    every cheap alternative on the headline metrics, each with its 95% interval."""
     if "baselines" not in metrics:
         return f"**{worth_it(metrics)}**"
     headline = [k for k in METRIC_NAMES if f"{k}_ci_lo" in metrics["tuned"]]
@@ -214,7 +226,7 @@ def comparison(metrics: dict) -> str:
     rows += [[alternative(n, metrics), *(with_interval(v, k) for k in headline)] for n, v in metrics["baselines"].items()]
     if "zero_shot" not in metrics["baselines"]:
         rows.append(["base (untrained head)", *(with_interval(metrics["base"], k) for k in headline)])
-    return (f"**{worth_it(metrics)}**\n\n" + table(["model", *(f"{METRIC_NAMES[k]} [95% CI]" for k in headline)], rows)
+    return (f"**{worth_it(metrics)}**{best_system(metrics)}\n\n" + table(["model", *(f"{METRIC_NAMES[k]} [95% CI]" for k in headline)], rows)
             + "\n\nIntervals: percentile bootstrap over the evaluated rows; the gain over the cheap alternative is "
             "paired (the same resamples for both). The cheap alternatives are fit on (or prompted with) the train "
             "split only.")

@@ -1,7 +1,8 @@
 """Train: tokenized train/validation rows -> a fine-tuned model, by the one training loop.
 
 In:  data/tokenize/train.parquet, data/tokenize/validation.parquet, the base model at model.path
-Out: data/train/model/   LoRA adapter (train.mode=lora, peft) or full model (train.mode=full),
+Out: data/train/model/   LoRA adapter (train.mode=lora, peft) or full model (train.mode=full; classify:
+                         the encoder and classifier.safetensors, the head),
                          safetensors weights + JSON configs only; with train.chat.merge and LoRA:
                          also merged/, the adapter merged into a standalone model (with its tokenizer)
      data/train/live/    dvclive training curve (metrics.json, plots/metrics/**.tsv)
@@ -11,7 +12,8 @@ Scratch: data/train/checkpoint/ the last resumable checkpoint (tasks that set ch
      It holds a fingerprint of the inputs, params and code; a mismatch starts afresh.
 
 The task (tunebuild/tasks/) builds the model and says what one step does; tunebuild/loop.py runs the
-steps (AdamW, schedule, clipping, curve, checkpoints). Deterministic on CPU.
+steps (AdamW, schedule, clipping, curve, checkpoints, early stopping with the best epoch kept).
+Deterministic on CPU.
 
 launch.processes > 1: this module starts that many copies of itself (torch.distributed.run) and
 waits; each trains on its share of every global batch (DDP or FSDP, tunebuild/launch.py) and only
@@ -59,6 +61,12 @@ def check(p: TrainParams) -> None:
         raise UserError("params.yaml: train.lora: required when train.mode=lora (r, alpha, dropout, target_modules)")
     if p.batch_size < 1 or p.epochs < 1 or p.lr <= 0:
         raise UserError("params.yaml: train.batch_size, train.epochs and train.lr must be positive")
+    if p.frozen_layers is not None and p.frozen_layers < 0:
+        raise UserError("params.yaml: train.frozen_layers: must be 0 or more (0: only the embeddings), or null")
+    if p.patience is not None and p.patience < 1:
+        raise UserError("params.yaml: train.patience: must be at least 1 (epochs), or null to run every epoch")
+    if p.head_init not in (None, "probe", "random"):
+        raise UserError(f"params.yaml: train.head_init: '{p.head_init}' is not one of probe, random (or null)")
 
 
 def save(model, p: Params, path: Path) -> None:
@@ -90,7 +98,8 @@ def train(p: Params) -> None:
     key = loop.fingerprint(list(t.inputs), {"train": asdict(p.train), "model": asdict(p.model),
                                             "launch": asdict(p.launch)}) if t.checkpoint_every else ""
     with loop.curve(OUT / "live") as log:
-        loop.run(t.model, t.steps, t.step, t.validate, p.train, log, t.checkpoint_every, CHECKPOINT, key, t.net)
+        loop.run(t.model, t.steps, t.step, t.validate, p.train, log, t.checkpoint_every, CHECKPOINT, key, t.net,
+                 t.score)
     final = launch.saved(t.model, t.rebuild)
     if final is not None:
         save(final, p, OUT / "model")

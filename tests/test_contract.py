@@ -90,7 +90,7 @@ def test_stage_deps_are_the_import_closure():
             problems.append(f"{verb}: imports but does not depend on {sorted(want - have)}")
         if have - want:
             problems.append(f"{verb}: depends on but does not import {sorted(have - want)}")
-    assert not problems, "\n".join(problems)
+    assert not problems, "\n".join(problems) + "\n(python scripts/sync_deps.py rewrites them)"
 
 
 def test_one_verb_one_name():

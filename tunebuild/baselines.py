@@ -15,6 +15,7 @@ Every function is deterministic: fixed seeds, lbfgs logistic regression, no_grad
 """
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -23,8 +24,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from tunebuild.classifier import collate
+from tunebuild.classifier import collate, mean_pool
 from tunebuild.metrics import label_issues, macro_f1  # noqa: F401  (evaluate's parts: label_issues)
+from tunebuild.progress import Progress
 
 TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True}  # word uni- and bigrams, log term frequency
 C_TFIDF, C_EMBEDDING = 1.0, 10.0  # inverse regularisation, chosen on the demo's validation split / out-of-fold
@@ -51,17 +53,19 @@ def embedding_logreg():
 
 
 @torch.no_grad()
-def embed(encoder, ids: list[list[int]], batch_size: int, pad_id: int) -> np.ndarray:
-    """Mean-pooled last hidden states (padding excluded), L2-normalised: one row per input, in input order."""
+def embed(encoder, ids: list[list[int]], batch_size: int, pad_id: int, what: str = "") -> np.ndarray:
+    """Mean-pooled last hidden states (padding excluded), L2-normalised: one row per input, in input order;
+    with `what`, progress on stderr."""
     encoder.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out, no_labels = torch.zeros((len(ids), encoder.config.hidden_size)), [0] * len(ids)
+    progress = Progress(what, len(ids))
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         batch = collate(ids, no_labels, rows, pad_id)
         hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        out[rows] = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
+        out[rows] = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1)
+        progress.tick(len(rows))
     return out.numpy()
 
 
@@ -98,7 +102,8 @@ def cheap_classifiers(encoder, train: pl.DataFrame, evaluated: pl.DataFrame, k: 
     """Fit both cheap classifiers on `train` (text, input_ids, label_id): their predicted label ids on
     `evaluated` (text, input_ids), the mean of their out-of-fold probabilities on `train`, and seconds per part."""
     seconds, start = {}, time.perf_counter()
-    x_train, x_eval = (embed(encoder, df["input_ids"].to_list(), batch_size, pad_id) for df in (train, evaluated))
+    x_train, x_eval = (embed(encoder, df["input_ids"].to_list(), batch_size, pad_id, f"evaluate: embedding {name} rows")
+                       for name, df in (("train", train), ("evaluated", evaluated)))
     seconds["embed"] = round(time.perf_counter() - start, 3)
     y = train["label_id"].to_numpy().astype(np.int64)
     inputs = {"tfidf_logreg": (tfidf_logreg, train["text"].to_list(), evaluated["text"].to_list()),
@@ -106,6 +111,7 @@ def cheap_classifiers(encoder, train: pl.DataFrame, evaluated: pl.DataFrame, k: 
     predicted, oof = {}, np.zeros((len(y), k))
     with one_blas_thread():
         for name, (make, xt, xe) in inputs.items():
+            print(f"evaluate: fitting {name} and its {folds}-fold label check", file=sys.stderr, flush=True)
             start = time.perf_counter()
             predicted[name] = fit_proba(make, xt, y, xe, k).argmax(1)
             seconds[name] = round(time.perf_counter() - start, 3)

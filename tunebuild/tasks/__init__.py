@@ -52,7 +52,8 @@ def load(name: str) -> ModuleType:
 @dataclass
 class Trainer:
     """What a task hands the training loop: the model, the planned optimizer steps (epoch, batch), the
-    step (forward + backward of one batch, returning its loss) and the validation after each epoch."""
+    step (forward + backward of one batch, returning its loss) and the validation after each epoch; with
+    a `score`, train.patience keeps the best epoch (tunebuild/loop.py)."""
 
     model: Any
     steps: list
@@ -62,6 +63,7 @@ class Trainer:
     net: Any = None                   # what runs forward (the model wrapped by DDP/FSDP); default the model
     checkpoint_every: int = 0         # optimizer steps between resumable checkpoints; 0: none
     inputs: tuple[Path, ...] = ()     # files the checkpoint's fingerprint hashes beside params and code
+    score: Callable[[dict], tuple] | None = None  # validation metrics -> higher is better (train.patience)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from tunebuild.rules import Rule
 
 COLUMNS = {"text": (pl.String, "empty_text"), "label": (pl.String, "unknown_label")}
 MULTI_PROCESS = True
+PROBE_BATCH = 64  # rows per forward pass of the linear probe (no gradients)
 
 
 # ---- curate -------------------------------------------------------------------------------------------
@@ -85,18 +86,26 @@ def lengths(rows: pl.DataFrame) -> pl.Series:
 
 # ---- train --------------------------------------------------------------------------------------------
 
-def build_model(p):
-    """The base model with a fresh head (seeded), LoRA-wrapped with train.mode=lora."""
-    from tunebuild.classifier import load_base
+def build_model(p, train_data: tuple[list[list[int]], list[int]] | None = None):
+    """The base encoder with a new head (seeded; a linear probe of `train_data` when
+    train.head_init=probe), the lowest train.frozen_layers blocks frozen (lora: no adapters there),
+    LoRA-wrapped with train.mode=lora (the head then trains fully: peft's modules_to_save)."""
+    from tunebuild.classifier import freeze_bottom, load_base, probe_head
 
     model = load_base(p.model, p.data.labels, p.train.seed)
+    if train_data is not None and p.train.head_init == "probe":
+        probe_head(model, *train_data, PROBE_BATCH, model.config.pad_token_id or 0)
+    frozen = p.train.frozen_layers
     if p.train.mode == "full":
+        if frozen is not None:
+            freeze_bottom(model, frozen)
         return model
     from peft import LoraConfig, get_peft_model
 
     lora = p.train.lora
-    config = LoraConfig(task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules))
+    above = None if frozen is None else list(range(frozen, model.config.num_hidden_layers))
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, layers_to_transform=above,
+                        target_modules=list(lora.target_modules), modules_to_save=["classifier"])
     return get_peft_model(model, config)
 
 
@@ -136,7 +145,7 @@ def trainer(p, inputs: list):
     (ids, labels), (val_ids, val_labels) = load_split(inputs[0]), load_split(inputs[1])
     if not ids:
         raise UserError(f"{inputs[0]}: no training rows; check data/curate/stats.json for rejections")
-    model = build_model(p)
+    model = build_model(p, (ids, labels))
     net = launch.wrap(model, p.launch.strategy)
     pad_id = model.config.pad_token_id or 0
 
@@ -153,7 +162,11 @@ def trainer(p, inputs: list):
         acc = (logits.argmax(-1) == torch.tensor(val_labels)).float().mean().item() if val_labels else 0.0
         return {"validation/loss": loss, "validation/accuracy": acc}
 
-    return Trainer(model, plan([len(x) for x in ids], p.train), step, validate, lambda: build_model(p), net)
+    def score(val: dict) -> tuple:  # the best epoch: higher accuracy, then lower loss
+        return val["validation/accuracy"], -val["validation/loss"]
+
+    return Trainer(model, plan([len(x) for x in ids], p.train), step, validate, lambda: build_model(p), net,
+                   score=score)
 
 
 # ---- evaluate -----------------------------------------------------------------------------------------
@@ -164,17 +177,19 @@ ISSUES = {"record_id": pl.String, "source": pl.String, "label": pl.String, "sugg
 
 def load_tuned(p, model_dir):
     """LoRA adapter on the base (adapter_config.json present) or a full model directory."""
-    from tunebuild.classifier import load_base
-    from tunebuild.model import quiet_transformers
+    from tunebuild.classifier import load_base, load_full
 
     if (model_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 
         return PeftModel.from_pretrained(load_base(p.model, p.data.labels, p.evaluate.seed), str(model_dir))
-    quiet_transformers()
-    import transformers
+    return load_full(model_dir, p.model, p.data.labels)
 
-    return transformers.AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+
+def best_system(scored: dict[str, dict], alternatives: list[str]) -> str:
+    """The system with the highest accuracy: tuned, or the cheap alternative that beats it (tuned on a tie)."""
+    systems = ["tuned", *alternatives]
+    return max(systems, key=lambda name: (scored[name]["accuracy"], -systems.index(name)))
 
 
 def load_rows(tokenized, split) -> pl.DataFrame:
@@ -223,12 +238,13 @@ def evaluate(p, paths):
     results, per_class, predicted = {}, {}, {}
     base = load_base(p.model, labels, p.evaluate.seed)
     for name, model in (("base", base), ("tuned", load_tuned(p, paths.model))):
-        logits, loss = predict(model, ids, y, p.evaluate.batch_size, model.config.pad_token_id or 0)
+        logits, loss = predict(model, ids, y, p.evaluate.batch_size, model.config.pad_token_id or 0,
+                               f"evaluate: {name} model")
         predicted[name] = logits.argmax(-1).numpy()
         results[name], per_class[name] = scores(y_true, predicted[name], labels)
         results[name]["loss"] = round(loss, 6)
     # the embedding baseline's features come from the frozen encoder under the base's untrained head
-    cheap, oof, timings = baselines.cheap_classifiers(base.base_model, train, rows, len(labels),
+    cheap, oof, timings = baselines.cheap_classifiers(base.encoder, train, rows, len(labels),
                                                       p.evaluate.batch_size, base.config.pad_token_id or 0,
                                                       p.evaluate.folds, p.evaluate.seed)
     start = time.perf_counter()
@@ -240,6 +256,8 @@ def evaluate(p, paths):
     for name in predicted:
         results[name] |= scored[name]
     results["baselines"] = {name: scored[name] for name in cheap}
+    results["best_system"] = best_system(scored, list(cheap))  # `dvc exp show`: which system to use
+    results["tuned_is_best"] = int(results["best_system"] == "tuned")  # `tunebuild promote --metric`
     results["label_issues"] = {"checked": train.height, "flagged": issues.height}
     y_pred = predicted["tuned"]
     probs = torch.softmax(logits, -1).max(-1).values.numpy()
@@ -280,7 +298,8 @@ def card(facts: dict, p) -> dict:
             "metrics": [{"type": "accuracy", "value": m["tuned"]["accuracy"]},
                         {"type": "f1", "name": MACRO_F1_NAME.format(k=k), "value": m["tuned"]["macro_f1"]}],
             "what": what,
-            "base": "Base = the same model with an untrained classification head. " + MACRO_F1.format(k=k),
+            "base": f"Base = the same encoder ({p.model.pooling} pooling) with an untrained classification head. "
+                    + MACRO_F1.format(k=k),
             "details": table(["label", "precision", "recall", "f1", "support", "note"], per_class_rows(pc["tuned"])),
             "limits": "labels outside the taxonomy are never predicted. Check per-class recall above before relying "
                       "on rare labels."}
