@@ -26,12 +26,14 @@ from real import sets  # noqa: E402
 
 SCORE = """
 import json, torch
-from stages.evaluate import Params, load_tuned
+from pathlib import Path
+from stages.evaluate import Params
 from tunebuild.classifier import load_split, predict
 from tunebuild.params import load_params
+from tunebuild.tasks.classify import load_tuned
 p = load_params(Params)
 torch.use_deterministic_algorithms(True)
-model = load_tuned(p)
+model = load_tuned(p, Path("data/train/model"))
 out = {}
 for split in ("validation", "test"):
     ids, y = load_split(f"data/tokenize/{split}.parquet")
@@ -51,12 +53,13 @@ def ready(name: str, work: Path) -> Path:
 
 CHEAP = """
 import json, numpy as np
-from stages.evaluate import Params, load_rows
+from stages.evaluate import Params
 from tunebuild import baselines
+from tunebuild.tasks.classify import load_rows
 from tunebuild.classifier import load_base
 from tunebuild.params import load_params
 p = load_params(Params)
-train, test = load_rows("train"), load_rows("test")
+train, test = (load_rows(f"data/tokenize/{s}.parquet", f"data/split/{s}.parquet") for s in ("train", "test"))
 encoder = load_base(p.model, p.data.labels, 0).encoder
 x = {n: baselines.embed(encoder, df["input_ids"].to_list(), 64, 0)
      for n, df in (("train", train), ("test", test))}

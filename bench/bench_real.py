@@ -43,13 +43,14 @@ SOURCE = """  - name: {name}
     group_field: null
     encoding: utf-8
     delimiter: ","
+    pii_regions: null
 """
 
 
 def data_conf(name: str, labels: list[str], license_id: str) -> str:
     """conf/data/<name>.yaml: one JSONL source under data/raw/<name>/ ("Use your own data")."""
     return (
-        f"# {name}: bench/real/sets.py\nname: {name}\nraw_dir: data/raw\n"
+        f"# {name}: bench/real/sets.py\nname: {name}\npurpose: null\nraw_dir: data/raw\n"
         f"labels: [{', '.join(labels)}]\n"
         f"sources:\n{SOURCE.format(name=name, license=license_id)}"
         "forget:\n  record_ids: []\n  patterns: []\n"

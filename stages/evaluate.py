@@ -8,7 +8,10 @@ Out (classify; the base has an untrained head; the cheap alternatives are fit on
                                      macro_f1_definition says so) of base, tuned and each cheap alternative,
                                      each with its bootstrap 95% interval (<metric>_ci_lo, <metric>_ci_hi); the
                                      gain over the base; the gain over the best cheap alternative with a paired
-                                     interval (gain_over_best_baseline); label_issues: rows checked and flagged
+                                     interval (gain_over_best_baseline); best_system: tuned, or the cheap
+                                     alternative with a higher accuracy, and tuned_is_best (1/0), for
+                                     `dvc exp show` and `tunebuild promote --metric tuned_is_best`;
+                                     label_issues: rows checked and flagged
      data/evaluate/per_class.json    precision, recall, F1 and support per label (base and tuned)
      data/evaluate/confusion.csv     actual,predicted per row (tuned): `dvc plots show` confusion matrix
      data/evaluate/predictions.parquet  record_id, label, predicted, confidence (tuned)

@@ -92,7 +92,7 @@ def test_trace_kept_and_rejected_records(built_repo):
     out = sh(built_repo, "tunebuild", "trace", kept).stdout
     row = train.row(0, named=True)
     assert f"from {row['source']} {row['file']}:{row['line']} license {row['license']}: kept" in out
-    assert "split: train; tokenized: data/tokenize/train.parquet" in out and "trained on by: the lora model" in out
+    assert "split: train; tokenized: data/tokenize/train.parquet" in out and "trained on by: the full model" in out
     rejected = pl.read_parquet(built_repo / "data/curate/rejected.parquet").row(0, named=True)
     out = sh(built_repo, "tunebuild", "trace", rejected["record_id"]).stdout
     assert f"rejected: {rejected['rule']} ({rejected['reason']})" in out and "split: none" in out
@@ -203,7 +203,7 @@ def test_forget_end_to_end_with_trace_across_revisions(repo_copy):
     blocks = out.split("\n== ")[1:]
     assert [b.split()[0] for b in blocks] == ["workspace", *sh(repo, "git", "log", "--format=%H", "--", "dvc.lock").stdout.split()]
     assert "rejected: forget" in blocks[1] and "rejected: forget" not in blocks[2]
-    assert ": kept" in blocks[2] and "trained on by: the lora model" in blocks[2]
+    assert ": kept" in blocks[2] and "trained on by: the full model" in blocks[2]
     old = audit(repo, "--rev", "HEAD~1")
     assert old["revision"]["commit"] == sh(repo, "git", "rev-parse", "HEAD~1").stdout.strip()
     assert old["forget"]["forgotten"] == [] and old["status"]["checked"] is False

@@ -23,7 +23,7 @@ from tests.pipeline.test_crash import kill_tree, start
 
 pytestmark = pytest.mark.pipeline
 TOL = 1e-4
-NO_DROPOUT = ("model.path=models/nodrop", "train.lora.dropout=0.0")
+NO_DROPOUT = ("model.path=models/nodrop", "train=lora", "train.lora.dropout=0.0")
 SFT = ("task=sft", "train.batch_size=2", "train.epochs=2", "train.chat.checkpoint_every=1")
 
 

@@ -114,13 +114,13 @@ def test_rebuild_matrix(repo_copy):
             set_param(repo, *change)
         ran = ran_stages(sh(repo, "dvc", "repro").stdout)
         assert ran == expected, f"{name}: ran {ran}, expected {expected}"
-    # train=full swaps the whole train group
+    # train=lora swaps the whole train group (the classify default is full)
     smoke = yaml.safe_load((repo / "conf/smoke.yaml").read_text())
-    smoke["defaults"].insert(1, {"override train": "full"})
+    smoke["defaults"].insert(1, {"override train": "lora"})
     (repo / "conf/smoke.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
     sh(repo, "tunebuild", "compose", "--config", "smoke")
     assert ran_stages(sh(repo, "dvc", "repro").stdout) == ["train", "evaluate", "report"]
-    assert (repo / "data/train/model/model.safetensors").is_file()
+    assert (repo / "data/train/model/adapter_model.safetensors").is_file()
     # a change to one stage's code reruns that stage (and what its outputs feed)
     with open(repo / "stages/report.py", "a") as f:
         f.write("\n# a comment changes the code hash\n")
@@ -136,10 +136,10 @@ def test_deterministic_across_clean_runs(built_repo, tmp_path):
 
 def test_exp_run_composes_and_runs(repo_copy):
     repo = repo_copy
-    out = sh(repo, "dvc", "exp", "run", "-S", "train=full", "-S", "train.lr=0.0003")
+    out = sh(repo, "dvc", "exp", "run", "-S", "train=lora", "-S", "train.lr=0.0003")
     assert ran_stages(out.stdout) == ["train", "evaluate", "report"]
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    assert params["train"]["mode"] == "full" and params["train"]["lr"] == 0.0003
+    assert params["train"]["mode"] == "lora" and params["train"]["lr"] == 0.0003
     assert params["train"]["epochs"] == 1  # the smoke config still applies
     shown = sh(repo, "dvc", "exp", "show", "--json").stdout
     assert "0.0003" in shown
