@@ -220,6 +220,11 @@ def checks(facts: dict, extra: dict, ctx: dict) -> list[dict]:
             f"{num(issues['flagged'])} of {num(issues['checked'])} train records look "
             "mislabelled (listed under Evaluation; none was dropped)",
         )
+    best = facts["metrics"].get("best_system")
+    if best not in (None, "tuned"):
+        add("warning", "best system",
+            f"{ctx['alternatives'][best]} scores higher than the tuned model on this test set "
+            "(metrics.json: best_system); use it, or improve the data or the training")
     g = facts["metrics"].get("gain_over_best_baseline")
     if g and g[f"{g['metric']}_ci_hi"] < 0:
         add(

@@ -93,7 +93,8 @@ SECTION = re.compile(
 )
 
 SETS = {
-    "wordnet": {"license": "WordNet", "cap": 200, "package": "wordnet-base"},
+    "wordnet": {"license": "LicenseRef-WordNet",  # SPDX has no id for it (scancode: LicenseRef-scancode-wordnet)
+                "cap": 200, "package": "wordnet-base"},
     "fortunes": {"license": "BSD-3-Clause", "cap": 250, "package": "fortunes"},
     "sympy_docs": {"license": "BSD-3-Clause", "cap": 250, "package": "sympy"},
 }
