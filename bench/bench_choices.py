@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real import DEMO, prepare, revision, sh  # noqa: E402
+from bench_real import DEMO, child_cpu, prepare, revision, sh  # noqa: E402
 from real import sets  # noqa: E402
 
 SCORE = """
@@ -82,16 +82,16 @@ def alternatives(repo: Path) -> dict:
 
 def run_variant(repo: Path, overrides: list[str]) -> dict:
     sh(repo, sys.executable, "-m", "tunebuild.cli", "compose", *overrides)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), child_cpu()
     log = sh(repo, sys.executable, "-m", "stages.train")
-    seconds = round(time.perf_counter() - start, 1)
+    seconds, cpu = round(time.perf_counter() - start, 1), round(child_cpu() - cpu, 1)
     kept = [x for x in log.splitlines() if x.startswith("train: kept epoch")]
     scores = json.loads(
         subprocess.run(
             [sys.executable, "-c", SCORE], cwd=repo, check=True, capture_output=True, text=True
         ).stdout
     )
-    return {"train_seconds": seconds, "kept": kept[0] if kept else None} | scores
+    return {"train_seconds": seconds, "train_cpu_seconds": cpu, "kept": kept[0] if kept else None} | scores
 
 
 def main() -> None:
