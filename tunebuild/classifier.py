@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import polars as pl
 import torch
@@ -32,7 +31,7 @@ PROBE_C, PROBE_ITER = 10.0, 2000  # the linear probe: as baselines.embedding_log
 @dataclass
 class Output:
     logits: torch.Tensor
-    loss: Optional[torch.Tensor]
+    loss: torch.Tensor | None
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -69,7 +68,7 @@ class Classifier(torch.nn.Module):
         return pooled
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: Optional[torch.Tensor] = None) -> Output:
+                labels: torch.Tensor | None = None) -> Output:
         logits = self.classifier(self.dropout(self.pooled(input_ids, attention_mask)))
         loss = None if labels is None else torch.nn.functional.cross_entropy(logits.float(), labels)
         return Output(logits, loss)
