@@ -19,3 +19,18 @@ def test_card_names_a_cheap_alternative_that_wins():
 
 def test_card_says_nothing_more_when_the_tuned_model_is_best():
     assert "The best system" not in comparison(metrics(0.80, 0.75, "tuned"))
+
+
+def test_reviewer_page_warns_when_a_cheap_alternative_is_best():
+    from tunebuild.report_page import checks
+
+    facts = {"ingest": {"total": {"quarantined": 0}}, "curate": {"pii": {}},
+             "tokenize": {n: {} for n in ("train", "validation", "test")}}
+    ctx = {"alternatives": {"tfidf_logreg": "TF-IDF + logistic regression"}, "missing": []}
+    extra = {"leakage": {"count": 0}}
+    found = checks(facts | {"metrics": metrics(0.72, 0.75, "tfidf_logreg")}, extra, ctx)
+    best = [f for f in found if f["kind"] == "best system"]
+    assert len(best) == 1 and best[0]["severity"] == "warning"
+    assert best[0]["message"].startswith("TF-IDF + logistic regression scores higher than the tuned model")
+    found = checks(facts | {"metrics": metrics(0.80, 0.75, "tuned")}, extra, ctx)
+    assert not [f for f in found if f["kind"] == "best system"]
