@@ -210,3 +210,13 @@ def test_the_default_choices_train_deterministically(tmp_path):
 def test_check_rejects_bad_classify_choices(bad, needle):
     with pytest.raises(UserError, match=needle):
         check(tp(**bad))
+
+
+def test_progress_on_stderr_changes_no_result(capsys):
+    model = load_base(MINILM, LABELS, seed=0)
+    ids = [[101, 3021, 102], [101, 3022, 2000, 102], [101, 102]]
+    quiet = predict(model, ids, [0, 1, 0], 2, 0)
+    shown = predict(model, ids, [0, 1, 0], 2, 0, "evaluate: tuned model")
+    assert torch.equal(quiet[0], shown[0]) and quiet[1] == shown[1]
+    err = capsys.readouterr().err
+    assert "evaluate: tuned model: 3/3 rows (100%)" in err and "rows/s" in err and "s left" in err
