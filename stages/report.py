@@ -167,7 +167,8 @@ def data_card(facts: dict, p: Params) -> str:
 
 ALTERNATIVES = {"tfidf_logreg": "TF-IDF + logistic regression",
                 "embedding_logreg": "logistic regression on the frozen base model's embeddings",
-                "zero_shot": "the base model prompted zero-shot", "few_shot": "the base model prompted few-shot"}
+                "zero_shot": "the base model prompted zero-shot", "few_shot": "the base model prompted few-shot",
+                "nearest_few_shot": "the base model prompted few-shot with the nearest train examples"}
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "exact_match": "exact match",
                 "json_valid": "JSON validity"}
 
@@ -240,7 +241,7 @@ def model_card(facts: dict, p: Params) -> str:
         "## Training data\n\n" + table(["split", "rows", "sha256"], data_rows)
         + "\n\nRecord-level lineage: `data/report/lineage.json`; data card: `data/report/data_card.md`.",
         "## Training procedure\n\n```yaml\n" + yaml.safe_dump(hyper, sort_keys=True).rstrip() + "\n```",
-        "## Evaluation (test split)\n\n" + comparison(m)
+        "## Evaluation (test split)\n\n" + (f"{t['lead']}\n\n" if t.get("lead") else "") + comparison(m)
         + f"\n\n{t['base']}\n\n" + table(["metric", "base", "tuned", "gain"], eval_rows) + "\n\n" + t["details"],
         f"## Limitations\n\nTrained on the sources listed in the data card only; {t['limits']}",
     ]) + "\n"
