@@ -119,19 +119,20 @@ def stream(ids, n_rows: int, seq: int, packing: bool):
     return rows[:n_rows]
 
 
-def measure(step, n_steps: int, warmup: int, cuda: bool) -> tuple[float, int]:
-    """Seconds for n_steps timed calls of step() (returning real tokens) after warmup calls."""
+def measure(step, n_steps: int, warmup: int, cuda: bool) -> tuple[float, int, float]:
+    """Seconds and CPU seconds (this process, all threads) for n_steps timed calls of step() (returning real
+    tokens) after warmup calls."""
     for _ in range(warmup):
         step()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    tokens, start = 0, time.perf_counter()
+    tokens, start, cpu = 0, time.perf_counter(), time.process_time()
     for _ in range(n_steps):
         tokens += step()
     if cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - start, tokens
+    return time.perf_counter() - start, tokens, time.process_time() - cpu
 
 
 def run_ours(s: Setup, ids, labels) -> dict:
@@ -150,8 +151,8 @@ def run_ours(s: Setup, ids, labels) -> dict:
         opt.zero_grad(set_to_none=True)
         return sum(len(ids[i]) for row in rows for i in row)
 
-    seconds, tokens = measure(step, s.steps, s.warmup, s.cuda)
-    return {"seconds": seconds, "tokens": tokens}
+    seconds, tokens, cpu = measure(step, s.steps, s.warmup, s.cuda)
+    return {"seconds": seconds, "tokens": tokens, "cpu_seconds": cpu}
 
 
 def run_trl(s: Setup, ids, labels, packing: str | None) -> dict:
@@ -175,13 +176,14 @@ def run_trl(s: Setup, ids, labels, packing: str | None) -> dict:
                 if s.cuda:
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
-                counted["start"] = time.perf_counter()
+                counted["start"], counted["cpu"] = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == s.warmup + s.steps:
                 if s.cuda:
                     torch.cuda.synchronize()
                 counted["seconds"] = time.perf_counter() - counted["start"]
+                counted["cpu_seconds"] = time.process_time() - counted["cpu"]
 
     with tempfile.TemporaryDirectory() as out:
         config = SFTConfig(output_dir=out, per_device_train_batch_size=s.batch, max_length=s.seq,
@@ -201,7 +203,8 @@ def run_trl(s: Setup, ids, labels, packing: str | None) -> dict:
 
         trainer.data_collator = counting
         trainer.train()
-    return {"seconds": counted["seconds"], "tokens": sum(counted["batches"][s.warmup:s.warmup + s.steps])}
+    return {"seconds": counted["seconds"], "cpu_seconds": counted["cpu_seconds"],
+            "tokens": sum(counted["batches"][s.warmup:s.warmup + s.steps])}
 
 
 def real_tokens(batch: dict) -> int:
@@ -225,6 +228,9 @@ def one(args: dict) -> dict:
             "tokenizer": data["tokenizer"],
             "device": torch.cuda.get_device_name() if s.cuda else f"cpu x{torch.get_num_threads()}",
             "tokens_per_s": round(r["tokens"] / r["seconds"], 1), "seconds": round(r["seconds"], 3),
+            # on a shared machine wall time follows the load; CPU time (this process, all its threads) much less:
+            # tokens per CPU-second x threads is what an idle machine would give
+            "tokens_per_cpu_s": round(r["tokens"] / r["cpu_seconds"], 2), "cpu_seconds": round(r["cpu_seconds"], 2),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if s.cuda:
         line["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -268,21 +274,28 @@ def main() -> None:
                 line = json.loads(run.stdout.strip().splitlines()[-1])
                 line["loadavg"] = os.getloadavg()[0]
                 results.append(line)
-                print(json.dumps(line), flush=True)
-            ours = next(r for r in results if r["trainer"] == "ours" and r["shape"] == s.shape and r["mode"] == s.mode)
-            for r in results:
-                if r["shape"] == s.shape and r["mode"] == s.mode and r["trainer"] != "ours":
+                emit(line, args.out)
+            runs = [r for r in results if r["bench"] == "sft" and r["shape"] == s.shape and r["mode"] == s.mode]
+            ours = next((r for r in runs if r["trainer"] == "ours"), None)
+            for r in runs if ours is not None else []:
+                if r["trainer"] != "ours":
                     ratio = {"bench": "sft_ratio", "shape": s.shape, "mode": s.mode, "vs": r["trainer"],
                              "ours_over_peer": round(ours["tokens_per_s"] / r["tokens_per_s"], 3),
+                             "ours_over_peer_cpu": round(ours["tokens_per_cpu_s"] / r["tokens_per_cpu_s"], 3),
                              "rss_ours_over_peer": round(ours["peak_rss_mib"] / r["peak_rss_mib"], 3)}
                     if "peak_gib" in r:
                         ratio["memory_ours_over_peer"] = round(ours["peak_gib"] / r["peak_gib"], 3)
                     results.append(ratio)
-                    print(json.dumps(ratio), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in results)
+                    emit(ratio, args.out)
+
+
+def emit(line: dict, out: Path | None) -> None:
+    """Print a JSON line, and append it to `out` at once (a run cut short keeps what it measured)."""
+    print(json.dumps(line), flush=True)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as f:
+            f.write(json.dumps(line) + "\n")
 
 
 if __name__ == "__main__":
