@@ -93,7 +93,7 @@ def main() -> None:
         params["data"]["labels"] = LABELS
         params["data"]["sources"] = [{"name": "bench", "format": "text", "files": "bench/*.jsonl", "license": "CC0-1.0",
                                       "text_field": "text", "label_field": "label", "rejected_field": None, "group_field": None,
-                                      "encoding": "utf-8", "delimiter": ","}]
+                                      "encoding": "utf-8", "delimiter": ",", "pii_regions": None}]
         params["curate"]["license_allowlist"] = ["CC0-1.0"]
         params["curate"]["max_words"] = 1000
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

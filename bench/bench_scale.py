@@ -61,7 +61,7 @@ def project(repo: Path, rows: int, files: int) -> None:
     params["data"]["labels"] = LABELS
     params["data"]["sources"] = [{"name": "bench", "format": "text", "files": "bench/*.jsonl", "license": "CC0-1.0",
                                   "text_field": "text", "label_field": "label", "group_field": None,
-                                  "rejected_field": None, "encoding": "utf-8", "delimiter": ","}]
+                                  "rejected_field": None, "encoding": "utf-8", "delimiter": ",", "pii_regions": None}]
     params["curate"]["license_allowlist"] = ["CC0-1.0"]
     params["curate"]["max_words"] = 1000
     params["split"]["leakage"]["max_pairs"] = rows  # report the leaks, do not fail on them

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tunebuild import neardup, pii, rules, tasks
+from tunebuild import licenses, neardup, pii, rules, tasks
 from tunebuild.errors import UserError, run
 from tunebuild.files import (
     HANDOFF,
@@ -44,12 +44,7 @@ from tunebuild.files import (
     synced_while_written,
     write_json,
 )
-from tunebuild.params import (
-    CurateSections,
-    NearDuplicateParams,
-    check_license,
-    load_params,
-)
+from tunebuild.params import CurateSections, NearDuplicateParams, load_params
 from tunebuild.pool import process_map
 from tunebuild.records import id_numbers, not_ascii, plain
 from tunebuild.rules import Rule
@@ -71,8 +66,8 @@ def check_params(p: Params) -> None:
         if getattr(p.curate.pii, kind) not in PII_ACTIONS:
             raise UserError(f"params.yaml: curate.pii.{kind}: '{getattr(p.curate.pii, kind)}' is not one of "
                             f"{', '.join(PII_ACTIONS)}")
-    for i, license_id in enumerate(p.curate.license_allowlist):
-        check_license(license_id, f"curate.license_allowlist[{i}]")
+    pii.check(p.curate.pii, p.data.sources)
+    licenses.check_allowlist(p.curate.license_allowlist, "curate.license_allowlist")
     if p.curate.near_duplicates.action not in ("reject", "keep"):
         raise UserError(f"params.yaml: curate.near_duplicates.action: '{p.curate.near_duplicates.action}' "
                         "is not one of reject, keep")
@@ -95,7 +90,8 @@ def row_rules(p: Params) -> list[Rule]:
 def rule_names(p: Params) -> list[str]:
     """Every rule in the order it is tried (the first that fails is recorded): on request, license, the
     task's schema rules, quality rules, PII types set to reject, then the dedupe rules."""
-    request, quality = row_rules(p)[:2], row_rules(p)[2:]
+    declared = row_rules(p)
+    request, quality = declared[:2], declared[2:]
     schema = [r.name for r in tasks.load(p.task.name).schema_rules(p)]
     return ([r.name for r in request] + list(dict.fromkeys(schema)) + [r.name for r in quality]
             + [f"pii_{t}" for t in pii.TYPES] + DEDUPE_RULES)
@@ -238,13 +234,24 @@ def apply_rules(df: pl.DataFrame, failed: pl.DataFrame, measured: pl.DataFrame, 
 
 def redact_for_training(records: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, dict]:
     """Text with the `redact` PII types replaced: what would be trained on, and what the rules see."""
-    found = pii.find_all(records)
+    found = pii.find_all(records, pii.settings(p.curate.pii, p.data.sources))
     kinds = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
     if not found:
         return records, found
     rows = list(found)
     texts = records["text"].scatter(rows, [pii.redact(found[i][0], found[i][1], kinds) for i in rows])
     return records.with_columns(text=texts), found
+
+
+def redactions(df: pl.DataFrame, kinds: dict[int, set[str]], p: Params) -> dict[int, Callable[[str], str]]:
+    """Row index -> how to redact a text of that row (the types kinds[row], read with the row's source's
+    PII settings): what a task applies inside its own columns (task.redact)."""
+    read = pii.settings_of_rows(df, sorted(kinds), p.curate.pii, p.data.sources)
+    return {i: functools.partial(redact_text, kinds=kinds[i], settings=read[i]) for i in kinds}
+
+
+def redact_text(text: str, kinds: set[str], settings) -> str:
+    return pii.redact(text, pii.find(text, s=settings), kinds)
 
 
 def apply_pii(df: pl.DataFrame, found: dict, p: Params) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -356,7 +363,7 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, np.ndarray
     with phase(timings, "pii"):
         staged, found = redact_for_training(chunk, p)
         redact = {k for k in pii.TYPES if getattr(p.curate.pii, k) == "redact"}
-        staged = task.redact(staged, {i: redact for i in found})
+        staged = task.redact(staged, redactions(staged, {i: redact for i in found}, p))
     with phase(timings, "pandera"):
         failed = schema_failures(staged.select("record_id", *task.COLUMNS), p)
     measured, keys = measures(staged["text"], p, timings)
@@ -365,7 +372,7 @@ def rule_chunk(chunk: pl.DataFrame, p: Params) -> tuple[pl.DataFrame, np.ndarray
     with phase(timings, "pii"):
         ruled, pii_table = apply_pii(ruled, found, p)
         rejected_rows = [i for i in found if ruled["rule"][i] is not None]
-        ruled = task.redact(ruled, {i: set(pii.TYPES) for i in rejected_rows})
+        ruled = task.redact(ruled, redactions(ruled, dict.fromkeys(rejected_rows, set(pii.TYPES)), p))
     return ruled, keys, pii_table, timings
 
 

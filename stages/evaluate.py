@@ -4,7 +4,8 @@ In:  data/tokenize/{train,<evaluate.split>}.parquet, data/split/{train,<evaluate
      sources, conversations), data/train/model/, the base model at model.path
 Out (classify; the base has an untrained head; the cheap alternatives are fit on the train split:
      TF-IDF + logistic regression, logistic regression on the frozen base model's embeddings):
-     data/evaluate/metrics.json      accuracy and macro-F1 of base, tuned and each cheap alternative (baselines),
+     data/evaluate/metrics.json      accuracy and macro-F1 (scikit-learn's, over all data.labels: tunebuild.metrics;
+                                     macro_f1_definition says so) of base, tuned and each cheap alternative,
                                      each with its bootstrap 95% interval (<metric>_ci_lo, <metric>_ci_hi); the
                                      gain over the base; the gain over the best cheap alternative with a paired
                                      interval (gain_over_best_baseline); label_issues: rows checked and flagged

@@ -37,7 +37,8 @@ import polars as pl
 from tunebuild import chat
 from tunebuild.errors import UserError, run
 from tunebuild.files import HANDOFF, atomic_paths, scratch_dir, streamed, synced_while_written, write_json
-from tunebuild.params import DataParams, IngestParams, SourceParams, check_license, load_params
+from tunebuild.licenses import check_license
+from tunebuild.params import DataParams, IngestParams, SourceParams, load_params
 from tunebuild.pool import process_map
 from tunebuild.records import record_ids
 

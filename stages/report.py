@@ -8,6 +8,8 @@ Out: data/report/data_card.md   Datasheets for Datasets sections: motivation, co
      data/report/lineage.json   model weights -> split file hashes -> record ids
      data/report/croissant.json MLCommons Croissant 1.0 JSON-LD of the curated splits, with the
                                 responsible-AI (RAI) fields the pipeline knows
+     data/report/index.html     one offline page of all of it, with charts (tunebuild/report_page.py; it
+                                also reads leakage, curves, confusion, label issues, samples, rejections)
 
 Every number comes from a pipeline output; what only the owner knows comes
 from the `report` params and is marked missing when null.
@@ -20,10 +22,10 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from tunebuild import tasks
+from tunebuild import report_page, tasks
 from tunebuild.errors import run
 from tunebuild.files import read_json, sha256_file, write_json, write_text
-from tunebuild.markdown import table
+from tunebuild.markdown import code, table
 from tunebuild.params import (
     DataParams,
     ModelParams,
@@ -115,13 +117,13 @@ def data_card(facts: dict, p: Params) -> str:
     """Datasheets for Datasets (Gebru et al.) sections, filled from the outputs and the report params."""
     ing, cur = facts["ingest"], facts["curate"]
     sources = {s.name: s for s in p.data.sources}
-    src_rows = [[s, f"`{sources[s].files}`" if s in sources else "?", v["files"], v["units"], v["quarantined"],
+    src_rows = [[s, code(sources[s].files) if s in sources else "?", v["files"], v["units"], v["quarantined"],
                  cur["by_source"].get(s, {}).get("rejected", 0), cur["by_source"].get(s, {}).get("curated", 0)]
                 for s, v in ing["sources"].items()]
     rule_rows = [[r, n] for r, n in cur["rejected_by_rule"].items() if n]
     pii_rows = [[t, v["found"], v["redacted"], v["rejected"]] for t, v in cur["pii"].items()]
     split_rows = [[n, facts["split"][n]["rows"], facts["tokenize"][n]["tokens"], facts["tokenize"][n]["truncated"],
-                   f"`{facts['split_sha256'][n][:16]}`"] for n in SPLITS]
+                   code(facts['split_sha256'][n][:16])] for n in SPLITS]
     label_rows = [[lab] + [facts["split"][n]["by_label"].get(lab, 0) for n in SPLITS] for lab in p.data.labels]
     label_fields = ", ".join(f"`{s.label_field}` ({s.name})" for s in p.data.sources)
     forget = p.data.forget
@@ -231,7 +233,7 @@ def model_card(facts: dict, p: Params) -> str:
     }
     eval_rows = [[k, m["base"][k], m["tuned"][k], f"{m['gain'][k]:+.4f}"] for k in m["gain"]]
     hyper = {k: v for k, v in asdict(p.train).items() if v is not None}
-    data_rows = [[n, facts["split"][n]["rows"], f"`{facts['split_sha256'][n]}`"] for n in SPLITS]
+    data_rows = [[n, facts["split"][n]["rows"], code(facts['split_sha256'][n])] for n in SPLITS]
     return "\n\n".join([
         "---\n" + yaml.safe_dump(front, sort_keys=False).rstrip() + "\n---",
         f"# {p.report.title}",
@@ -294,9 +296,21 @@ def croissant(facts: dict, p: Params) -> dict:
     }
 
 
+def page_context(facts: dict, p: Params) -> dict:
+    """What the page needs from the params and the card text (tunebuild/report_page.py renders it)."""
+    m = facts["metrics"]
+    return {"title": p.report.title, "task": p.task.name, "base_model": p.model.name, "mode": p.train.mode,
+            "data": p.data.name, "labels": list(p.data.labels), "licenses": {s.name: s.license for s in p.data.sources},
+            "worth_it": worth_it(m), "alternatives": {n: alternative(n, m) for n in m.get("baselines", {})},
+            "missing": [k for k in ("owner", "motivation", "collection", "intended_use", "out_of_scope_use",
+                                    "maintenance") if not getattr(p.report, k)]}
+
+
 def main() -> None:
     p = load_params(Params)
     facts = gather()
+    page = report_page.render(facts, report_page.load(facts["splits"]), page_context(facts, p))
+    write_text(OUT / "index.html", page)
     write_text(OUT / "data_card.md", data_card(facts, p))
     write_text(OUT / "model_card.md", model_card(facts, p))
     write_json(OUT / "lineage.json", lineage(facts, p))

@@ -20,9 +20,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stages", "tunebuild")
-CLI_ONLY = {"tunebuild/cli.py", "tunebuild/__main__.py", "tunebuild/audit.py", "tunebuild/compose.py",
-            "tunebuild/diff.py", "tunebuild/forget.py", "tunebuild/promote.py", "tunebuild/revs.py",
-            "tunebuild/trace.py"}
+CLI_ONLY = {"tunebuild/cli.py", "tunebuild/__main__.py", "tunebuild/audit.py", "tunebuild/audit_page.py",
+            "tunebuild/compose.py", "tunebuild/diff.py", "tunebuild/diff_page.py", "tunebuild/forget.py",
+            "tunebuild/promote.py", "tunebuild/revs.py", "tunebuild/trace.py"}
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:

@@ -5,7 +5,7 @@ params.yaml, dvc.lock and the ingest, curate, split, tokenize, evaluate and repo
 Every count is computed from the parquet files themselves, not copied from stats.json.
 
 Findings (exit code 1 under --strict):
-  license  a record in a split whose license is outside curate.license_allowlist
+  license  a record in a split whose license expression curate.license_allowlist does not allow
   pii      PII of a type set to redact/reject still found in a split's text
   leakage  validation/test records near-duplicating train (leakage.json), or one record id,
            group or near-duplicate cluster in two splits
@@ -97,20 +97,24 @@ def counts(df: pl.DataFrame, *by: str) -> list[dict]:
 
 
 def sources(out: Outputs, allowlist: list[str]) -> list[dict]:
-    """Per source and license: rows per split, and whether the license is allowed in training."""
+    """Per source and license: rows per split, and whether the license expression is allowed in training
+    (its normalised `expression`, `allowed` and `why`: tunebuild.licenses.verdict)."""
+    from tunebuild.licenses import verdict
+
     tagged = all_splits(out)
     rows = tagged.group_by("source", "license").agg(*((pl.col("split") == n).sum().alias(n) for n in SPLITS))
-    return [r | {"allowed": r["license"] in allowlist} for r in rows.sort("source", "license").to_dicts()]
+    return [r | verdict(r["license"], allowlist) for r in rows.sort("source", "license").to_dicts()]
 
 
-def pii_facts(out: Outputs, actions: dict[str, str]) -> dict:
-    """Per PII type: curate's action, rows found, redacted (kept), rejected, and still found in the splits."""
+def pii_facts(out: Outputs, actions: dict[str, str], by_source: dict | None = None) -> dict:
+    """Per PII type: curate's action, rows found, redacted (kept), rejected, and still found in the splits
+    (read with each source's settings, `by_source`: tunebuild.pii.settings)."""
     from tunebuild import pii
 
     everything = pl.concat([out.curated.select("pii"), out.rejected.select("pii")])
     remaining: dict[str, int] = {}
     for df in out.splits.values():
-        for _, spans in pii.find_all(df.select("text")).values():
+        for _, spans in pii.find_all(df.select("text", "source"), by_source).values():
             for kind in {k for k, _, _ in spans}:
                 remaining[kind] = remaining.get(kind, 0) + 1
 
@@ -226,7 +230,8 @@ def findings(report: dict) -> list[dict]:
 
     for s in report["sources"]:
         if not s["allowed"] and any(s[n] for n in SPLITS):
-            add("license", f"source {s['source']}: license {s['license']} is not in curate.license_allowlist, but "
+            add("license", f"source {s['source']}: license {s['license']} is not allowed by curate.license_allowlist "
+                           f"({s['why']}), but "
                            f"{', '.join(f'{s[n]} {n}' for n in SPLITS if s[n])} records carry it; rerun `dvc repro`")
     for kind, v in report["pii"].items():
         if v["in_splits"] and v["action"] != "keep":
@@ -265,7 +270,8 @@ def audit(rev: str | None = None, root: str | Path = ".") -> dict:
                        "by_source_and_error": counts(out.quarantine.with_columns(error=ERROR_KIND), "source", "error")},
         "rejected": {"total": rejected.height, "by_rule": counts(rejected, "rule"),
                      "by_rule_and_source": counts(rejected, "rule", "source")},
-        "pii": pii_facts(out, {k: getattr(p.curate.pii, k) for k in vars(p.curate.pii)}),
+        "pii": pii_facts(out, {k: getattr(p.curate.pii, k) for k in vars(p.curate.pii)},
+                         pii_settings(p)),
         "duplicates": {r: rejected.filter(pl.col("rule") == r).height
                        for r in ("duplicate", "near_duplicate", "label_conflict")},
         "splits": {n: {"rows": out.splits[n].height, "sha256": out.split_sha256[n],
@@ -282,6 +288,12 @@ def audit(rev: str | None = None, root: str | Path = ".") -> dict:
     }
     report["findings"] = findings(report)
     return report
+
+
+def pii_settings(p) -> dict:
+    from tunebuild import pii
+
+    return pii.settings(p.curate.pii, p.data.sources)
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -302,6 +314,8 @@ def merged_params(built: dict) -> dict:
 
 def markdown(r: dict) -> str:
     """The audit as a Markdown report."""
+    from tunebuild import markdown as md
+
     w = r["revision"]
     head = (f"# Audit: {w['rev']} (commit {w['commit'][:12]}"
             + (", with uncommitted changes" if w["uncommitted_changes"] else "") + ")")
@@ -315,9 +329,12 @@ def markdown(r: dict) -> str:
               else "clean" if not r["status"]["stale"] else "stale: " + ", ".join(sorted(r["status"]["stale"])))
     sections = [
         head, verdict,
-        "## Sources and licenses\n\n" + table(["source", "license", "allowed", *SPLITS],
-                                             [[s["source"], s["license"], "yes" if s["allowed"] else "**no**",
-                                               *(s[n] for n in SPLITS)] for s in r["sources"]]),
+        "## Sources and licenses\n\n" + table(["source", "license", "SPDX expression", "allowed", "why", *SPLITS],
+                                             [[s["source"], s["license"], md.code(s["expression"]),
+                                               "yes" if s["allowed"] else md.bold("no"), s["why"],
+                                               *(s[n] for n in SPLITS)] for s in r["sources"]])
+        + "\n\nAllowlist (curate.license_allowlist): " + ", ".join(md.code(x) for x in r["license_allowlist"])
+        + ". An OR passes when one branch is allowed; an AND or a WITH when every part is.",
         "## Quarantine and rejections\n\n" + f"Quarantined (unreadable) units: {r['quarantine']['total']}\n\n"
         + table(["source", "error", "quarantined"], [[x["source"], x["error"], x["rows"]]
                                                      for x in r["quarantine"]["by_source_and_error"]])
@@ -329,13 +346,14 @@ def markdown(r: dict) -> str:
                               for k, v in r["pii"].items()]),
         "## Duplicates removed\n\n" + table(["rule", "rejected"], [[k, v] for k, v in r["duplicates"].items()]),
         "## Splits\n\n" + table(["split", "rows", "sha256", "dvc.lock md5"],
-                                [[n, v["rows"], f"`{v['sha256']}`", f"`{v['md5']}`"] for n, v in r["splits"].items()]),
+                                [[n, v["rows"], md.code(v["sha256"]), md.code(v["md5"])]
+                                 for n, v in r["splits"].items()]),
         "## Leakage\n\n" + f"Validation/test records with a near-duplicate in train (similarity >= "
         f"{r['leakage']['threshold']}): {r['leakage']['near_duplicates']}. "
         + "Values in more than one split: " + ", ".join(f"{k} {len(v)}" for k, v in r["leakage"]["overlaps"].items()),
         "## Built by\n\n" + table(["stage", "recorded in commit", "code (md5)", "outputs (md5)"],
-                                  [[name, b["recorded_in"] or "?", "<br>".join(f"{k} `{v}`" for k, v in b["code"].items()),
-                                    "<br>".join(f"{k} `{v}`" for k, v in b["outs"].items())]
+                                  [[name, b["recorded_in"] or "?", md.lines_of_code(b["code"]),
+                                    md.lines_of_code(b["outs"])]
                                    for name, b in r["built_by"].items()])
         + "\n\nParams the stages were built with (dvc.lock; each key once):\n\n```yaml\n"
         + yaml.safe_dump(merged_params(r["built_by"]), sort_keys=False).rstrip() + "\n```",

@@ -7,9 +7,9 @@
 - Every headline metric gets a percentile bootstrap 95% interval (seeded resamples of the evaluated rows);
   the gain of the tuned model over the best cheap alternative gets a paired one (the same resamples for both).
 - Likely label errors: out-of-fold probabilities on the train split (the mean of both classify baselines'),
-  then the confident-learning rule (Northcutt et al. 2021; cleanlab's filter_by="confident_learning"): a row
-  is flagged when some other label clears its class threshold (the mean probability the model gives that
-  label on rows labelled with it) and is the likeliest such label. Flagged rows are listed, never dropped.
+  then confident learning (Northcutt et al. 2021) exactly as cleanlab's filter_by="confident_learning"
+  (tunebuild.metrics.label_issues). Flagged rows are listed, never dropped.
+- Macro-F1 is scikit-learn's, over every taxonomy label (tunebuild.metrics.macro_f1).
 
 Every function is deterministic: fixed seeds, lbfgs logistic regression, no_grad forward passes.
 """
@@ -24,6 +24,7 @@ import polars as pl
 import torch
 
 from tunebuild.classifier import collate
+from tunebuild.metrics import label_issues, macro_f1  # noqa: F401  (evaluate's parts: label_issues)
 
 TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True}  # word uni- and bigrams, log term frequency
 C_TFIDF, C_EMBEDDING = 1.0, 10.0  # inverse regularisation, chosen on the demo's validation split / out-of-fold
@@ -122,21 +123,6 @@ def one_blas_thread():
     return threadpool_limits(1)
 
 
-# ---- likely label errors ----------------------------------------------------------------------------------------
-
-def label_issues(probs: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Confident learning on out-of-fold probabilities: (flagged mask, suggested label, its probability)."""
-    k = probs.shape[1]
-    counts = np.bincount(given, minlength=k)
-    sums = np.zeros(k)
-    np.add.at(sums, given, probs[np.arange(len(given)), given])
-    threshold = np.divide(sums, counts, out=np.full(k, np.inf), where=counts > 0)  # per-class self-confidence
-    confident = probs >= threshold
-    suggested = np.where(confident, probs, -1.0).argmax(1)
-    flagged = confident.any(1) & (suggested != given)
-    return flagged, suggested, probs[np.arange(len(given)), suggested]
-
-
 # ---- bootstrap intervals ----------------------------------------------------------------------------------------
 
 def resamples(n: int, count: int, seed: int) -> np.ndarray:
@@ -146,18 +132,6 @@ def resamples(n: int, count: int, seed: int) -> np.ndarray:
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return (y_true == y_pred).mean(-1)
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
-    """Macro-F1 over the labels present in y_true (as evaluate.scores), for every row of a (..., n) batch."""
-    flat_true, flat_pred = y_true.reshape(-1, y_true.shape[-1]), y_pred.reshape(-1, y_pred.shape[-1])
-    b = len(flat_true)
-    offset = (np.arange(b) * k * k)[:, None]
-    cm = np.bincount((offset + flat_true * k + flat_pred).ravel(), minlength=b * k * k).reshape(b, k, k)
-    tp, support, predicted = np.diagonal(cm, axis1=1, axis2=2), cm.sum(2), cm.sum(1)
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros((b, k)), where=(support + predicted) > 0)
-    present = support > 0
-    return ((f1 * present).sum(1) / np.maximum(present.sum(1), 1)).reshape(y_true.shape[:-1])
 
 
 def mean_of(hits: np.ndarray) -> Metric:

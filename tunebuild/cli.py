@@ -1,13 +1,13 @@
 """`tunebuild`: commands around the pipeline (the pipeline itself is `dvc repro`).
 
   tunebuild compose [OVERRIDE ...] [--check]   conf/ -> params.yaml (Hydra)
-  tunebuild audit [--rev REV] [--format md|json] [--out FILE] [--strict]
+  tunebuild audit [--rev REV] [--format md|json|html] [--out FILE] [--strict]
                                                governance facts and findings from the outputs
   tunebuild trace RECORD_ID | --text TEXT [--rev REV | --all-revs]
                                                where a record came from and what happened to it
   tunebuild forget RECORD_ID ... | --text TEXT | --pattern REGEX
                                                add to data.forget in conf/, recompose params.yaml
-  tunebuild diff --base REV [--head REV] [--stage curate|split|tokenize] [--format md|json]
+  tunebuild diff --base REV [--head REV] [--stage curate|split|tokenize] [--format md|json|html]
                                                dataset diff between two revisions (by record_id)
   tunebuild promote --metric KEY [--min] --branch NAME
                                                the best experiment (dvc exp show) to a branch, with its cards
@@ -57,6 +57,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     report = audit(args.rev)
     text = json.dumps(report, indent=2, sort_keys=True) + "\n" if args.format == "json" else markdown(report)
+    if args.format == "html":
+        from tunebuild.audit_page import render
+
+        text = render(report)
     if args.out:
         write_text(args.out, text)
         print(f"wrote {args.out}")
@@ -85,6 +89,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from tunebuild.diff import diff, to_json, to_markdown
 
     report = diff(args.base, args.head, args.stage, ".", args.examples)
+    if args.format == "html":
+        from tunebuild.diff_page import render
+
+        sys.stdout.write(render(report))
+        return 0
     sys.stdout.write(to_json(report) if args.format == "json" else to_markdown(report))
     return 0
 
@@ -106,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compose)
     a = sub.add_parser("audit", help="sources, licenses, rejections, PII, splits, leakage, lineage, forget list")
     a.add_argument("--rev", help="git revision to audit (default: the workspace)")
-    a.add_argument("--format", choices=["md", "json"], default="md")
+    a.add_argument("--format", choices=["md", "json", "html"], default="md", help="html: one offline page")
     a.add_argument("--out", help="write the report to this file instead of stdout")
     a.add_argument("--strict", action="store_true", help="exit 1 when there is any finding")
     a.set_defaults(func=cmd_audit)
@@ -126,7 +135,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--base", required=True, help="git revision to compare against (branch, tag, commit)")
     d.add_argument("--head", default=None, help="git revision to compare (default: the workspace)")
     d.add_argument("--stage", default="curate", help="dataset to compare: curate, split or tokenize (default: curate)")
-    d.add_argument("--format", default="md", choices=["md", "json"], help="md: a pull-request comment; json: for tools")
+    d.add_argument("--format", default="md", choices=["md", "json", "html"],
+                   help="md: a pull-request comment; json: for tools; html: one offline page")
     d.add_argument("--examples", type=int, default=3, help="example rows per category (default: 3)")
     d.set_defaults(func=cmd_diff)
     m = sub.add_parser("promote", help="make the best experiment (by one metric) a git branch, with its cards")

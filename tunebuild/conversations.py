@@ -2,9 +2,10 @@
 the text the row rules see, and PII redaction inside the messages."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
-from tunebuild import pii
 from tunebuild.rules import Rule
 
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
@@ -54,13 +55,13 @@ def turn_text(col: str) -> pl.Expr:
                                  .struct.field("content")).list.join("\n")
 
 
-def redact(df: pl.DataFrame, columns: list[str], kinds: dict[int, set[str]]) -> pl.DataFrame:
-    """The PII types kinds[row] redacted inside every message of those rows, in `columns`."""
-    if not kinds:
+def redact(df: pl.DataFrame, columns: list[str], rewrite: dict[int, Callable[[str], str]]) -> pl.DataFrame:
+    """rewrite[row] (PII redaction, curate.redactions) applied to every message of those rows, in `columns`."""
+    if not rewrite:
         return df
-    rows = sorted(kinds)
-    new = {f"_{c}": [[{"role": m["role"], "content": pii.redact(m["content"], pii.find(m["content"]), kinds[i])}
-                      for m in msgs] for i, msgs in zip(rows, df[c].gather(rows).to_list())] for c in columns}
+    rows = sorted(rewrite)
+    new = {f"_{c}": [[{"role": m["role"], "content": rewrite[i](m["content"])} for m in msgs]
+                     for i, msgs in zip(rows, df[c].gather(rows).to_list())] for c in columns}
     upd = pl.DataFrame({"_i": rows} | new, schema={"_i": pl.UInt32} | dict.fromkeys(new, MESSAGES))
     return (df.with_row_index("_i").join(upd, on="_i", how="left", maintain_order="left")
             .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in columns).drop("_i", *new))

@@ -84,7 +84,7 @@ def run(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParam
         if done == total or steps[done][0] != epoch:
             val = validate()
             record(val, done)
-            say(f"epoch {epoch + 1} step {done}/{total} "
+            say(f"epoch {epoch + 1}/{p.epochs} step {done}/{total} "
                 + " ".join(f"{k.removeprefix('validation/')} {v:.4f}" for k, v in val.items())
                 + f" ({time.perf_counter() - started:.0f}s)")
         if checkpoint_every > 0 and done % checkpoint_every == 0 and done < total:

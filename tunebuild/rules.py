@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from tunebuild import licenses
 from tunebuild.params import CurateParams, ForgetParams
 
 RECORD_ID = r"^[0-9a-f]{16}$"
@@ -42,12 +43,12 @@ def request_rules(forget: ForgetParams, allowlist: list[str]) -> list[Rule]:
     text = pl.col("text").fill_null("")
     by_pattern = "|".join(f"(?:{f})" for f in forget.patterns)
     matched = text.str.contains(by_pattern) if forget.patterns else pl.lit(False)
-    license_reason = pl.format("license {} of source {} is not in curate.license_allowlist",
-                               pl.col("license"), pl.col("source"))
+    license_reason = pl.format("license {} of source {} is not allowed by curate.license_allowlist: {}",
+                               pl.col("license"), pl.col("source"), licenses.why(pl.col("license"), allowlist))
     return [
         Rule("forget", "record_id", lambda c: ~(c.is_in(forget.record_ids) | matched),
              pl.lit("removed on request (data.forget); text blanked"), ("data.forget",)),
-        Rule("license", "license", lambda c: c.is_in(allowlist), license_reason,
+        Rule("license", "license", lambda c: licenses.allowed(c, allowlist), license_reason,
              ("curate.license_allowlist",)),
     ]
 

@@ -58,7 +58,7 @@ def test_merged_params_marks_values_that_differ_between_stages():
 
 def test_findings_one_per_kind():
     report = {
-        "sources": [{"source": "s", "license": "L", "allowed": False, "train": 2, "validation": 0, "test": 0}],
+        "sources": [{"source": "s", "license": "L", "allowed": False, "why": "L is not in the allowlist", "train": 2, "validation": 0, "test": 0}],
         "pii": {"email": {"action": "redact", "in_splits": 1}, "phone": {"action": "keep", "in_splits": 4}},
         "leakage": {"near_duplicates": 1, "overlaps": {"record_id": [{"record_id": "r", "splits": ["test", "train"]}],
                                                        "group": [], "cluster": []}},

@@ -7,7 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tunebuild.tasks.classify import issue_table, scores
+from tunebuild.metrics import scores
+from tunebuild.tasks.classify import issue_table
 from tunebuild import baselines
 from tunebuild.classifier import load_base
 from tunebuild.params import ModelParams

@@ -96,7 +96,7 @@ def test_prompt_length_points_at_the_final_answer():
 
 def source(fmt: str, label_field="out") -> SourceParams:
     return SourceParams(name="s", format=fmt, files="*", license="CC0-1.0", text_field="in", label_field=label_field,
-                        group_field=None, rejected_field=None, encoding="utf-8", delimiter=",")
+                        group_field=None, rejected_field=None, encoding="utf-8", delimiter=",", pii_regions=None)
 
 
 def test_input_formats_map_onto_messages():

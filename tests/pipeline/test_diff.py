@@ -12,6 +12,7 @@ import yaml
 
 from tunebuild.diff import diff
 from tunebuild.records import record_id
+from tests.browser import DIFF_SECTIONS, assert_clean, look, shot_path
 from tests.conftest import ENV, ROOT, make_repo, sh
 from tests.pipeline.test_pipeline import set_param
 
@@ -116,6 +117,20 @@ def test_cli_markdown_and_json(revisions):
     assert data["rows"]["added"] == 2 and data["head"]["rev"] == "HEAD" and data["version"] == 1
 
 
+def test_diff_page_in_a_browser(revisions, tmp_path):
+    """`--format html`: one offline page whose counts are the JSON report's."""
+    repo, want = revisions
+    page = tmp_path / "diff.html"
+    page.write_text(sh(repo, "tunebuild", "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "html").stdout)
+    found = look(page, shot_path(tmp_path, "diff"))
+    assert_clean(found, DIFF_SECTIONS)
+    data = json.loads(sh(repo, "tunebuild", "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "json").stdout)
+    for change in ("added", "removed", "changed", "moved", "unchanged"):
+        assert f"{data['rows'][change]}\n{change}" in found["text"]  # the tiles
+    assert f"{len(want['short'])} newly rejected" in found["text"]
+    assert all(rid in found["text"] for rid in want["added"])  # the examples
+
+
 @pytest.mark.parametrize("args, words", [
     (["--base", "no-such-branch"], "'no-such-branch': not a git revision"),
     (["--base", "HEAD~2"], "data/curate/curated.parquet: not in git revision 'HEAD~2'"),
@@ -170,3 +185,4 @@ def test_workflow_steps_on_a_fresh_clone_without_a_remote(revisions, tmp_path):
     report = json.loads((runner / "diff.json").read_text())
     assert report["rows"]["removed"] == len(want["removed"]) + len(want["short"])
     assert report["curate"]["newly_rejected"] == len(want["short"])
+    assert (runner / "diff.html").read_text().startswith("<!DOCTYPE html>")

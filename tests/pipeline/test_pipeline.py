@@ -43,7 +43,8 @@ def test_full_repro_is_clean_and_idempotent(built_repo):
     again = sh(built_repo, "dvc", "repro")
     assert ran_stages(again.stdout) == []
     metrics = json.loads((built_repo / "data/evaluate/metrics.json").read_text())
-    assert set(metrics) == {"base", "tuned", "gain", "baselines", "gain_over_best_baseline", "label_issues"}
+    assert set(metrics) == {"base", "tuned", "gain", "baselines", "gain_over_best_baseline", "label_issues",
+                            "macro_f1_definition"}
     card = (built_repo / "data/report/model_card.md").read_text()
     assert card.startswith("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2")
     lineage = json.loads((built_repo / "data/report/lineage.json").read_text())

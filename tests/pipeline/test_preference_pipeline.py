@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 import yaml
 
+from tests.browser import REPORT_SECTIONS, assert_clean, look, shot_path
 from tests.conftest import make_repo, ran_stages, sh
 from tests.pipeline.test_pipeline import STAGES
 from tests.pipeline.test_pipeline import (
@@ -70,3 +71,12 @@ def test_lineage_commands_follow_pairs(pref_repo):
     assert "data/raw_pref/" in out and "train" in out
     rejected = pl.read_parquet(repo / "data/curate/rejected.parquet")
     assert set(rejected["rule"]) >= {"same_answers", "prompt_mismatch", "duplicate"}
+
+
+def test_preference_report_page_in_a_browser(pref_repo, tmp_path):
+    """The preference task's page: no interval to show, base and tuned side by side, the pairs' samples."""
+    found = look(pref_repo / "data/report/index.html", shot_path(tmp_path, "report-preference"))
+    assert_clean(found, REPORT_SECTIONS)
+    metrics = json.loads((pref_repo / "data/evaluate/metrics.json").read_text())
+    assert float(found["headline_values"][0]) == metrics["tuned"]["preference_accuracy"]
+    assert "Samples from the test split" in found["text"] and "reward_margin" in found["text"]

@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from tests.conftest import ENV, ran_stages, sh
-from tests.pipeline.test_pipeline import STAGES
 
 pytestmark = pytest.mark.pipeline
 COMMENT = "\n# a comment changes the file's hash, not what it does\n"

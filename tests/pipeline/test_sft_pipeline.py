@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
+from tests.browser import REPORT_SECTIONS, assert_clean, look, shot_path
 from tests.conftest import make_repo, ran_stages, sh
 from tests.pipeline.test_crash import kill_tree, stage_outs, stage_process, start
 from tests.pipeline.test_pipeline import STAGES
@@ -68,6 +69,17 @@ def test_sft_repro_writes_the_task_outputs(sft_repo):
     assert "prompted zero-shot" in evaluation.split("\n")[0] and "nearest to each prompt" in evaluation.split("\n")[0]
     assert "General ability: on " in card
     check_contract(repo)
+
+
+def test_sft_report_page_in_a_browser(sft_repo, tmp_path):
+    """The chat task's page: sources instead of labels, field accuracy, the greedy samples."""
+    found = look(sft_repo / "data/report/index.html", shot_path(tmp_path, "report-sft"))
+    assert_clean(found, REPORT_SECTIONS)
+    text = found["text"]
+    assert "Sources per split" in text and "Accuracy per JSON field" in text and "Samples from the test split" in text
+    metrics = json.loads((sft_repo / "data/evaluate/metrics.json").read_text())
+    key = metrics["gain_over_best_baseline"]["metric"]
+    assert float(found["headline_values"][0]) == metrics["tuned"][key]
 
 
 def test_exp_run_switches_the_task(repo_copy):

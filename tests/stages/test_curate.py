@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from stages.curate import Params, Parts, curate, curate_parts, measures
 from stages.ingest import RECORDS_SCHEMA
 from tunebuild.pool import pooled
-from tunebuild import neardup, rules
+from tunebuild import neardup, pii, rules
 from tunebuild.errors import UserError
 from tunebuild.params import CurateParams, DataParams, ForgetParams, NearDuplicateParams, PiiParams, TaskParams
 from tunebuild.records import record_ids
@@ -23,7 +23,8 @@ CP = CurateParams(min_chars=3, max_chars=100, min_words=2, max_words=12, max_sym
                   boilerplate=["(?i)sent from my iphone", "-+"], scripts=["Latin"], min_script_ratio=0.7,
                   license_allowlist=["CC0-1.0"],
                   pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="keep",
-                                national_id="reject"),
+                                national_id="reject", date_of_birth="redact", regions=["US"],
+                                national_ids=["us.ssn", "es.dni"]),
                   near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
                   chunk_rows=2)  # tiny chunks: duplicates and clusters span chunks
 DATA = DataParams(name="d", purpose=None, raw_dir="data/raw", labels=["billing", "refund"], sources=[], forget=ForgetParams(record_ids=[], patterns=[]))
@@ -133,6 +134,35 @@ def test_license_forget_and_near_duplicates():
     # license
     curated, rejected, _ = curate(frame([("a fine ticket text", "refund")], license="CC-BY-NC-4.0"), P)
     assert rejected["rule"].to_list() == ["license"] and "CC-BY-NC-4.0" in rejected["reason"][0]
+
+
+@pytest.mark.parametrize("license, kept, why", [
+    ("MIT OR CC0-1.0", True, None), ("CC0-1.0 AND MIT", False, "every part of the AND must be allowed: MIT is not"),
+    ("GPL-2.0", True, None),  # deprecated id; the allowlist holds GPL-2.0-only
+    ("Apache-2.0 WITH LLVM-exception", False, "LLVM-exception not in the allowlist"),
+])
+def test_license_rule_reads_spdx_expressions(license, kept, why):
+    p = dataclasses.replace(P, curate=dataclasses.replace(CP, license_allowlist=["CC0-1.0", "GPL-2.0-only",
+                                                                                 "Apache-2.0"]))
+    curated, rejected, _ = curate(frame([("a fine ticket text", "refund")], license=license), p)
+    assert curated.height == int(kept)
+    if why:
+        assert rejected["rule"].to_list() == ["license"] and why in rejected["reason"][0]
+
+
+def test_pii_is_validated_and_read_in_the_sources_region():
+    from tests.lib.test_pii import source
+
+    texts = ["Meeting at 2024-01-15 10:30 about the refund", "please ring 020 7946 0958 about the refund",
+             "my SSN is 078-05-1120 for the refund", "my SSN is 536-22-1234 for the refund"]
+    records = frame([(t, "refund") for t in texts])
+    us = dataclasses.replace(P, curate=dataclasses.replace(CP, max_words=100))
+    curated, rejected, stats = curate(records, us)
+    assert curated["text"].to_list()[:2] == texts[:2] and rules_of(rejected) == {4: "pii_national_id"}
+    gb = dataclasses.replace(us, data=dataclasses.replace(DATA, sources=[source("s", ["GB"])]))
+    curated, _, stats = curate(records, gb)
+    assert "please ring [PHONE] about the refund" in curated["text"].to_list()
+    assert stats["pii"]["phone"]["redacted"] == 1 and set(stats["pii"]) == set(pii.TYPES)
 
 
 def test_kept_copy_is_the_first_by_file_and_line_whatever_the_input_order():

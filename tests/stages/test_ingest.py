@@ -13,7 +13,7 @@ IP = IngestParams(max_line_bytes=80, chunk_rows=3)
 
 def src(**kw) -> SourceParams:
     base = dict(name="s", format="text", files="s/*", license="CC0-1.0", text_field="text", label_field="label",
-                group_field=None, rejected_field=None, encoding="utf-8", delimiter=",")
+                group_field=None, rejected_field=None, encoding="utf-8", delimiter=",", pii_regions=None)
     return SourceParams(**(base | kw))
 
 

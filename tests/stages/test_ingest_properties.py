@@ -34,7 +34,7 @@ HEX16 = re.compile(r"^[0-9a-f]{16}$")
 
 def src(name: str, fmt: str, **overrides) -> SourceParams:
     fields = dict(name=name, format="text", files=f"{name}/*.{fmt}", license="CC0-1.0", text_field="text", label_field="label",
-                  group_field=None, rejected_field=None, encoding="utf-8", delimiter=",")
+                  group_field=None, rejected_field=None, encoding="utf-8", delimiter=",", pii_regions=None)
     return SourceParams(**(fields | overrides))
 
 

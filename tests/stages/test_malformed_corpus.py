@@ -44,7 +44,8 @@ CURATE = CurateParams(                                                   # conf/
                  "-+"],
     scripts=["Latin"], min_script_ratio=0.7,
     license_allowlist=["CC-BY-4.0", "CC0-1.0", "LicenseRef-Acme-Internal"],
-    pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="redact", national_id="reject"),
+    pii=PiiParams(email="redact", phone="redact", card="reject", iban="reject", ip="redact", national_id="reject",
+                  date_of_birth="redact", regions=["US"], national_ids=["us.ssn"]),
     near_duplicates=NearDuplicateParams(action="reject", threshold=0.8, num_perm=128, shingle_words=2, seed=0),
     chunk_rows=7,  # several chunks per test input
 )
@@ -52,7 +53,7 @@ CURATE = CurateParams(                                                   # conf/
 
 def source(fmt: str, **overrides) -> SourceParams:
     fields = dict(name="s", format="text", files=f"s/*.{fmt}", license="CC0-1.0", text_field="text", label_field="label",
-                  group_field=None, rejected_field=None, encoding="utf-8", delimiter=",")
+                  group_field=None, rejected_field=None, encoding="utf-8", delimiter=",", pii_regions=None)
     return SourceParams(**(fields | overrides))
 
 
@@ -305,12 +306,16 @@ CASES = [
          {1: R("pii_card")}, texts={1: "my card [CARD] was charged twice"}),
     Case("curate-iban", "jsonl", J(text="refund to GB82 WEST 1234 5698 7654 32 please", label="refund"),
          {1: R("pii_iban")}),
-    Case("curate-national-id", "jsonl", J(text="my ssn is 078-05-1120 for the refund", label="refund"),
+    Case("curate-national-id", "jsonl", J(text="my ssn is 536-22-1234 for the refund", label="refund"),
          {1: R("pii_national_id")}),
+    Case("curate-specimen-ssn-is-not-pii", "jsonl", J(text="my ssn is 078-05-1120 for the refund", label="refund"),
+         {1: OK}, texts={1: "my ssn is 078-05-1120 for the refund"}),
     Case("curate-email-redacted", "jsonl", J(text="mail me at jane.doe@example.com about the refund", label="refund"),
          {1: OK}, texts={1: "mail me at [EMAIL] about the refund"}),
     Case("curate-phone-in-pairs-redacted", "jsonl", J(text="call me on 01 23 45 67 89 about the refund", label="refund"),
-         {1: OK}, texts={1: "call me on [PHONE] about the refund"}),
+         {1: OK}, texts={1: "call me on [PHONE] about the refund"}, source={"pii_regions": ["FR"]}),
+    Case("curate-date-time-is-not-a-phone", "jsonl", J(text="the call at 2024-01-15 10:30 about the refund", label="refund"),
+         {1: OK}, texts={1: "the call at 2024-01-15 10:30 about the refund"}),
     Case("curate-ip-redacted", "jsonl", J(text="login fails from 203.0.113.7 since monday", label="billing"),
          {1: OK}, texts={1: "login fails from [IP] since monday"}),
     Case("curate-license-not-allowed", "jsonl", GOOD, {1: R("license")}, source={"license": "CC-BY-NC-4.0"}),

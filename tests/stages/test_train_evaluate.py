@@ -3,11 +3,12 @@ import polars as pl
 import pytest
 import torch
 
+from tunebuild.metrics import scores
 from tunebuild.classifier import collate, load_base, predict
 from tunebuild.errors import UserError
 from tunebuild.loop import run, schedule
 from tunebuild.params import DataParams, ForgetParams, LaunchParams, LoraParams, ModelParams, TaskParams, TrainParams
-from tunebuild.tasks.classify import batches, scores, trainer
+from tunebuild.tasks.classify import batches, trainer
 from stages.train import Params, check
 
 SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
@@ -90,6 +91,6 @@ def test_scores_hand_computed():
     assert summary["macro_f1"] == round((0.5 + 0.8 + 0.0) / 3, 6)
 
 
-def test_scores_ignore_absent_classes_in_macro_f1():
+def test_macro_f1_counts_absent_classes_as_zero_like_scikit_learn():
     summary, per_class = scores(np.array([0, 0]), np.array([0, 0]), ["a", "b"])
-    assert summary == {"accuracy": 1.0, "macro_f1": 1.0} and per_class["b"]["support"] == 0
+    assert summary == {"accuracy": 1.0, "macro_f1": 0.5} and per_class["b"]["support"] == 0

@@ -8,7 +8,8 @@ mytasks/regress.py in the project root). It defines, per stage that asks:
             records(df) -> df       ingested records -> the task's columns, with the `text` the rules see
                                     and the `label` that makes a label_conflict
             schema_rules(p) -> [Rule]   its schema rules (tunebuild.rules.Rule), checked by pandera
-            redact(df, kinds) -> df     PII redaction inside the task's own columns (rows -> types)
+            redact(df, rewrite) -> df   PII redaction inside the task's own columns (rewrite:
+                                        row -> a function that redacts one text of that row)
             counted_label() -> Expr     the label that curate's stats count (null when none)
   tokenize  tokenizer(p) -> tok;  tokenize(df, tok, p) -> (rows, stats);  lengths(rows) -> Series
   train     trainer(p, inputs) -> Trainer   (the one loop, tunebuild/loop.py, runs its steps)

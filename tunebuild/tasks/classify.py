@@ -24,7 +24,7 @@ def records(df: pl.DataFrame) -> pl.DataFrame:
     return df
 
 
-def redact(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
+def redact(df: pl.DataFrame, rewrite: dict) -> pl.DataFrame:
     return df  # the text is redacted by curate itself
 
 
@@ -162,24 +162,6 @@ ISSUES = {"record_id": pl.String, "source": pl.String, "label": pl.String, "sugg
           "confidence": pl.Float64, "text": pl.String}
 
 
-def scores(y_true, y_pred, labels: list[str]) -> tuple[dict, dict]:
-    """(accuracy, macro-F1) and per-class precision/recall/F1/support."""
-    import numpy as np
-
-    k = len(labels)
-    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
-    present = support > 0
-    summary = {"accuracy": round(float(tp.sum() / max(cm.sum(), 1)), 6),
-               "macro_f1": round(float(f1[present].mean()) if present.any() else 0.0, 6)}
-    per_class = {lab: {"precision": round(float(precision[i]), 6), "recall": round(float(recall[i]), 6),
-                       "f1": round(float(f1[i]), 6), "support": int(support[i])} for i, lab in enumerate(labels)}
-    return summary, per_class
-
-
 def load_tuned(p, model_dir):
     """LoRA adapter on the base (adapter_config.json present) or a full model directory."""
     from tunebuild.classifier import load_base
@@ -227,6 +209,7 @@ def evaluate(p, paths):
     from tunebuild import baselines
     from tunebuild.classifier import load_base, predict
     from tunebuild.errors import UserError
+    from tunebuild.metrics import DEFINITION, scores
     from tunebuild.tasks import Evaluation
 
     split = p.evaluate.split
@@ -261,6 +244,7 @@ def evaluate(p, paths):
     y_pred = predicted["tuned"]
     probs = torch.softmax(logits, -1).max(-1).values.numpy()
     results["gain"] = {k: round(results["tuned"][k] - results["base"][k], 6) for k in ("accuracy", "macro_f1")}
+    results["macro_f1_definition"] = DEFINITION.format(k=len(labels))
     records = pl.read_parquet(paths.tokenized(split), columns=["record_id", "label"]).with_columns(
         predicted=pl.Series([labels[i] for i in y_pred], dtype=pl.String),
         confidence=pl.Series(probs.round(6), dtype=pl.Float64))
@@ -287,17 +271,16 @@ def card(facts: dict, p) -> dict:
     """What the model card says for classify: pipeline tag, metrics, what it does, tables. Domain words
     come from data.purpose only."""
     from tunebuild.markdown import table
+    from tunebuild.metrics import MACRO_F1, MACRO_F1_NAME, per_class_rows
 
-    m, pc = facts["metrics"], facts["per_class"]
+    m, pc, k = facts["metrics"], facts["per_class"], len(p.data.labels)
     labels = f"one of {len(p.data.labels)} labels: {', '.join(p.data.labels)}"
     what = f"to {p.data.purpose} to {labels}" if p.data.purpose else f"to classify texts into {labels}"
     return {"tag": "text-classification",
             "metrics": [{"type": "accuracy", "value": m["tuned"]["accuracy"]},
-                        {"type": "f1", "name": "macro-F1", "value": m["tuned"]["macro_f1"]}],
+                        {"type": "f1", "name": MACRO_F1_NAME.format(k=k), "value": m["tuned"]["macro_f1"]}],
             "what": what,
-            "base": "Base = the same model with an untrained classification head.",
-            "details": table(["label", "precision", "recall", "f1", "support"],
-                             [[lab, v["precision"], v["recall"], v["f1"], v["support"]]
-                              for lab, v in pc["tuned"].items()]),
+            "base": "Base = the same model with an untrained classification head. " + MACRO_F1.format(k=k),
+            "details": table(["label", "precision", "recall", "f1", "support", "note"], per_class_rows(pc["tuned"])),
             "limits": "labels outside the taxonomy are never predicted. Check per-class recall above before relying "
                       "on rare labels."}

@@ -37,8 +37,8 @@ def records(df: pl.DataFrame) -> pl.DataFrame:
         text=text, label=label())
 
 
-def redact(df: pl.DataFrame, kinds: dict[int, set[str]]) -> pl.DataFrame:
-    return conv.redact(df, ["chosen", "rejected"], kinds).with_columns(label=label()) if kinds else df
+def redact(df: pl.DataFrame, rewrite: dict) -> pl.DataFrame:
+    return conv.redact(df, ["chosen", "rejected"], rewrite).with_columns(label=label()) if rewrite else df
 
 
 def counted_label() -> pl.Expr:
