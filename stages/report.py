@@ -169,7 +169,8 @@ def data_card(facts: dict, p: Params) -> str:
 
 ALTERNATIVES = {"tfidf_logreg": "TF-IDF + logistic regression",
                 "embedding_logreg": "logistic regression on the frozen base model's embeddings",
-                "zero_shot": "the base model prompted zero-shot", "few_shot": "the base model prompted few-shot"}
+                "zero_shot": "the base model prompted zero-shot", "few_shot": "the base model prompted few-shot",
+                "nearest_few_shot": "the base model prompted few-shot with the nearest train examples"}
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "exact_match": "exact match",
                 "json_valid": "JSON validity"}
 
@@ -254,7 +255,8 @@ def model_card(facts: dict, p: Params) -> str:
         "## Training data\n\n" + table(["split", "rows", "sha256"], data_rows)
         + "\n\nRecord-level lineage: `data/report/lineage.json`; data card: `data/report/data_card.md`.",
         "## Training procedure\n\n```yaml\n" + yaml.safe_dump(hyper, sort_keys=True).rstrip() + "\n```",
-        "## Evaluation (test split)\n\n" + comparison(m)
+        "## Evaluation (test split)\n\n" + "\n\n".join(x for x in (  # a task's own lead sentence comes first
+            t.get("lead"), comparison(m) if "gain_over_best_baseline" in m or not t.get("lead") else "") if x)
         + f"\n\n{t['base']}\n\n" + table(["metric", "base", "tuned", "gain"], eval_rows) + "\n\n" + t["details"],
         f"## Limitations\n\nTrained on the sources listed in the data card only; {t['limits']}",
     ]) + "\n"

@@ -30,7 +30,7 @@ import torch
 from tunebuild import launch, loop, tasks
 from tunebuild.errors import UserError, run
 from tunebuild.files import atomic_dir, read_json, write_json
-from tunebuild.model import resolve_model_path
+from tunebuild.model import load_tokenizer
 from tunebuild.params import (
     DataParams,
     LaunchParams,
@@ -84,10 +84,8 @@ def save(model, p: Params, path: Path) -> None:
             config["target_modules"] = sorted(config["target_modules"])
             write_json(adapter, config)
         if p.train.chat is not None and p.train.chat.merge and p.train.mode == "lora":
-            from transformers import AutoTokenizer
-
             model.merge_and_unload().save_pretrained(tmp / "merged")
-            AutoTokenizer.from_pretrained(resolve_model_path(p.model.path)).save_pretrained(tmp / "merged")
+            load_tokenizer(p.model.path).save_pretrained(tmp / "merged")
 
 
 def train(p: Params) -> None:

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["stages", "tunebuild", "conf", "models", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
+PROJECT_FILES = ["stages", "tunebuild", "conf", "models", "data/general", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
 RAW_DIRS = ["data/raw", "data/raw_chat", "data/raw_pref"]  # the classify, sft and preference demos
 TINY_ROWS = 25
 ENV = {**os.environ, "PYTHONHASHSEED": "random", "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",

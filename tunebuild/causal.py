@@ -12,6 +12,17 @@ completion-only loss. The loop itself is tunebuild/loop.py.
   positions that predict one (chunks, recomputed in backward), not on the whole sequence.
 - Gradient accumulation (accumulate) normalises the loss over all target tokens of an optimizer
   step; `plan` lays out every optimizer step (epoch, micro-batches of rows) for the loop.
+- Precision (model.dtype): evaluation loads the weights in that dtype. Training keeps float32 where it
+  is the safe choice: full fine-tuning loads float32 master weights (AdamW's moments are float32 too) and
+  computes in model.dtype under autocast; LoRA stores the frozen base in model.dtype and the adapters in
+  float32 (peft's default), computing under autocast. float32 on a GPU computes in bfloat16 (autocast), on
+  a CPU in float32. float16 scales the loss (LossScale: a step whose gradients overflow is skipped and
+  the scale halves), as float16's range needs.
+- QLoRA (train.lora.quantize: nf4 | fp4): the frozen base in 4 bits (bitsandbytes, CUDA only), made
+  trainable by peft's prepare_model_for_kbit_training, LoRA adapters on top.
+- train.gradient_checkpointing recomputes each decoder block in backward (non-reentrant checkpoints).
+- model.attn_implementation: flash attention takes packed rows as one long row (cu_seqlens from the
+  restarting position_ids, transformers' padding-free path): target_logps flattens the batch for it.
 """
 from __future__ import annotations
 
@@ -25,35 +36,89 @@ from torch.utils.checkpoint import checkpoint
 from tunebuild import launch
 from tunebuild.chat import IGNORE, pack
 from tunebuild.errors import UserError
-from tunebuild.model import quiet_transformers, resolve_model_path
+from tunebuild.model import check_attention, pretrained, quiet_transformers, torch_dtype
 from tunebuild.params import LoraParams, ModelParams, TrainParams
 
 INIT_SEED = 0
 HEAD_CHUNK = 8192  # target positions per output-head chunk
 PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+QUANTIZE = ("nf4", "fp4")
+AUTOCAST = "tunebuild_autocast"  # attribute of a loaded base: the dtype it computes in under autocast (None: as stored)
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_base(model: ModelParams):
-    """The base causal LM in fp32 (bf16 autocast on GPU), KV cache off (packed rows need it off)."""
+def compute_dtype(model: ModelParams):
+    """What the model computes in: model.dtype, but bfloat16 for float32 weights on a GPU (autocast); None: as stored."""
+    dtype = torch_dtype(model.dtype)
+    if dtype != torch.float32:
+        return dtype
+    return torch.bfloat16 if device().type == "cuda" else None
+
+
+def check_quantize(lora: LoraParams | None) -> None:
+    """QLoRA needs bitsandbytes and a CUDA GPU: one line saying so otherwise."""
+    q = lora.quantize if lora is not None else None
+    if q is None:
+        return
+    if q not in QUANTIZE:
+        raise UserError(f"params.yaml: train.lora.quantize: '{q}' is not one of null, {', '.join(QUANTIZE)}")
+    if not torch.cuda.is_available():
+        raise UserError(f"params.yaml: train.lora.quantize: {q} (QLoRA) loads the base in 4 bits with bitsandbytes, "
+                        "which needs a CUDA GPU, and this machine has none; use train=sft_lora or train=dpo_lora")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError(f"params.yaml: train.lora.quantize: {q} (QLoRA) needs bitsandbytes: "
+                        "pip install 'tunebuild[qlora]' (or pip install bitsandbytes)")
+
+
+def load_base(model: ModelParams, full_training: bool = False, quantize: str | None = None):
+    """The base causal LM, KV cache off (packed rows need it off): weights in model.dtype, or float32 master
+    weights for full fine-tuning, or 4 bits (QLoRA: `quantize`); see the module docstring."""
     quiet_transformers()
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    path = resolve_model_path(model.path)
-    if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
+    path, extra = pretrained(model.path)
+    dtype = torch.float32 if full_training else torch_dtype(model.dtype)
+    extra |= {"dtype": dtype, "attn_implementation": check_attention(model.attn_implementation)}
+    if quantize is not None:
+        from transformers import BitsAndBytesConfig
+
+        compute = compute_dtype(model) or torch.bfloat16
+        extra |= {"quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=quantize, bnb_4bit_compute_dtype=compute,
+            bnb_4bit_use_double_quant=True), "device_map": {"": torch.cuda.current_device()}, "dtype": compute}
+    if "gguf_file" not in extra and Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
         pickles = sorted(f for f in Path(path).iterdir() if f.suffix in PICKLES)
         if pickles:
             raise UserError(f"{pickles[0]}: the model's weights are a pickle; tunebuild loads safetensors only "
                             "(convert them, e.g. save_pretrained(..., safe_serialization=True))")
         torch.manual_seed(INIT_SEED)
-        base = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
+        base = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype,
+                                                attn_implementation=extra["attn_implementation"])
     else:
-        base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
+        base = AutoModelForCausalLM.from_pretrained(path, use_safetensors="gguf_file" not in extra or None, **extra)
+    if "gguf_file" in extra and hasattr(base.config, "quantization_config"):
+        delattr(base.config, "quantization_config")  # de-quantized: a plain float model now, saved as one
     base.config.use_cache = False
-    return base.to(device())
+    setattr(base, AUTOCAST, compute_dtype(model))
+    return base if quantize is not None else base.to(device())
+
+
+def prepare(model, p: TrainParams):
+    """Training settings on a loaded base: gradient checkpointing, k-bit preparation (QLoRA), LoRA."""
+    checkpointing = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
+    if getattr(model, "is_loaded_in_4bit", False):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=p.gradient_checkpointing,
+                                                **checkpointing)
+    elif p.gradient_checkpointing:
+        model.gradient_checkpointing_enable(**checkpointing)
+    return with_lora(model, p.lora) if p.mode == "lora" else model
 
 
 def with_lora(model, lora: LoraParams):
@@ -95,12 +160,34 @@ def _head_logps(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return -F.cross_entropy(head(hidden).float(), target, reduction="none")
 
 
+def unwrapped(model):
+    """The transformers model under a peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def autocast(model):
+    """Autocast to the dtype the loaded base computes in (causal.AUTOCAST), or nothing."""
+    dtype = getattr(unwrapped(model), AUTOCAST, None)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(next(unwrapped(model).parameters()).device.type, dtype=dtype)
+
+
+def flat(batch: dict) -> dict:
+    """The batch's examples as one row without padding (flash attention's padding-free path: transformers finds
+    the examples from the restarting position_ids); the first token of an example is never a target, so no
+    token predicts across a boundary."""
+    keep = batch["example"] >= 0
+    return {k: v[keep][None] for k, v in batch.items()}
+
+
 def target_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The log-probability of every target (assistant) token and the example it belongs to; the output head
     runs on those positions only, in chunks recomputed in backward."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device().type == "cuda" else contextlib.nullcontext()
-    with autocast:
+    base = unwrapped(model)
+    if str(getattr(base.config, "_attn_implementation", "")).startswith("flash_attention"):
+        batch = flat(batch)
+    with autocast(model):
         hidden = base.get_decoder()(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                                     use_cache=False).last_hidden_state
         target = batch["labels"][:, 1:]
@@ -137,15 +224,59 @@ def as_loss(model) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def mean_loss(model, ids, labels, pad_id: int, batch_size: int) -> float:
-    """Mean cross-entropy per assistant token, one example per row (perplexity = exp of it)."""
+def mean_loss(model, ids, labels, pad_id: int, batch_size: int, what: str = "") -> float:
+    """Mean cross-entropy per assistant token, one example per row (perplexity = exp of it); progress on stderr
+    when `what` names the job."""
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    total, count = 0.0, 0
+    total, count, clock = 0.0, 0, Progress(what, len(ids))
     for s in range(0, len(order), batch_size):
         loss, n = as_loss(model)(make_batch(ids, labels, [[i] for i in order[s:s + batch_size]], pad_id))
         total, count = total + loss.item(), count + n
+        clock.tick(len(order[s:s + batch_size]))
     return total / max(count, 1)
+
+
+@torch.no_grad()
+def example_losses(model, ids, labels, pad_id: int, batch_size: int, what: str = "") -> tuple[list[float], list[int]]:
+    """Per example: the summed cross-entropy over its target tokens and their count (one example per row,
+    batches of similar lengths)."""
+    model.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    total, count, clock = [0.0] * len(ids), [0] * len(ids), Progress(what, len(ids))
+    for s in range(0, len(order), batch_size):
+        rows = order[s:s + batch_size]
+        logps, example = target_logps(model, make_batch(ids, labels, [[i] for i in rows], pad_id))
+        sums = torch.zeros(len(ids), dtype=torch.float64, device=logps.device).index_add(0, example, -logps.double())
+        ns = torch.zeros(len(ids), dtype=torch.long, device=logps.device).index_add(0, example, torch.ones_like(example))
+        for i in rows:
+            total[i], count[i] = float(sums[i]), int(ns[i])
+        clock.tick(len(rows))
+    return total, count
+
+
+class Progress:
+    """`<what> done/total (rate, time left)` on stderr, at most every EVERY seconds (and at the end); silent when
+    `what` is empty. Output files never change with it."""
+
+    EVERY = 10.0
+
+    def __init__(self, what: str, total: int):
+        import time
+
+        self.what, self.total, self.done, self.clock = what, total, 0, time.perf_counter
+        self.started = self.last = self.clock()
+
+    def tick(self, n: int = 1) -> None:
+        import sys
+
+        self.done += n
+        now = self.clock()
+        if not self.what or launch.rank() != 0 or (now - self.last < self.EVERY and self.done < self.total):
+            return
+        self.last, spent = now, now - self.started
+        left = spent / self.done * (self.total - self.done) if self.done else 0.0
+        print(f"{self.what} {self.done}/{self.total} ({spent:.0f}s, ~{left:.0f}s left)", file=sys.stderr, flush=True)
 
 
 def count_targets(labels: list[list[int]], rows: list[list[int]]) -> int:
@@ -153,20 +284,57 @@ def count_targets(labels: list[list[int]], rows: list[list[int]]) -> int:
     return sum(sum(t != IGNORE for t in labels[i][1:]) for row in rows for i in row)
 
 
-def accumulate(model, batches: list[dict], n_targets: int | None = None, weights: list[float] | None = None) -> float:
+def accumulate(model, batches: list[dict], n_targets: int | None = None, weights: list[float] | None = None,
+               scale: LossScale | None = None) -> float:
     """Backward over the micro-batches of one optimizer step: the gradient of the mean loss over all their
     target tokens (as one big batch would give); returns that mean. Under DDP/FSDP `batches` are this
     rank's shares (`weights` from launch.share), `n_targets` counts the global batch's targets, and
-    the returned value summed over the ranks is the global mean."""
+    the returned value summed over the ranks is the global mean. With a float16 `scale` the loss is
+    multiplied by it in backward and the gradients divided by it afterwards (LossScale.unscale)."""
     n_targets = n_targets or max(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches), 1)
     weights = weights or [1.0] * len(batches)
+    factor = scale.value if scale is not None else 1.0
     total = 0.0
     for i, (b, w) in enumerate(zip(batches, weights)):
         with launch.no_sync(model, last=i == len(batches) - 1):
             loss, _ = as_loss(model)(b)
-            (loss * (w * launch.world() / n_targets)).backward()
+            (loss * (w * launch.world() * factor / n_targets)).backward()
         total += w * loss.item()
+    if scale is not None:
+        scale.unscale(model)
     return total / n_targets
+
+
+class LossScale:
+    """Dynamic loss scaling for float16 compute (what torch.amp.GradScaler does, kept inside the step so the one
+    loop needs no hook): backward runs on loss * value; `unscale` divides the gradients by it, and when one is
+    inf/nan drops every gradient (AdamW skips parameters without one: the step changes nothing) and halves
+    the value; after GROWTH clean steps the value doubles."""
+
+    GROWTH = 200
+
+    def __init__(self, value: float = 2.0 ** 16):
+        self.value, self.clean = value, 0
+
+    def unscale(self, model) -> bool:
+        grads = [q.grad for q in model.parameters() if q.grad is not None]
+        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        if finite:
+            for g in grads:
+                g.div_(self.value)
+            self.clean += 1
+            if self.clean >= self.GROWTH:
+                self.value, self.clean = self.value * 2, 0
+        else:
+            for q in model.parameters():
+                q.grad = None
+            self.value, self.clean = max(self.value / 2, 1.0), 0
+        return finite
+
+
+def loss_scale(model) -> LossScale | None:
+    """A LossScale when the model computes in float16, else None."""
+    return LossScale() if getattr(unwrapped(model), AUTOCAST, None) == torch.float16 else None
 
 
 def plan(lengths: list[int], p: TrainParams) -> list[tuple[int, list[list[list[int]]]]]:

@@ -21,7 +21,11 @@ Labels are -100 everywhere but on assistant turns (every assistant turn, with it
 token): the template renders the conversation, and the characters each assistant turn adds are
 found by rendering the prefix before it (with the generation prompt) and the prefix that ends
 with it. Any template that renders a prefix of a conversation as a prefix of the whole works,
-the tokenizer's own included.
+the tokenizer's own included; one that does not (it rewrites earlier turns once a later one comes, e.g. drops
+an earlier answer's reasoning) raises TemplateError, which the tasks report as one line naming the model.
+
+Evaluation stops an answer at the tokens that end a turn: the tokenizer's end-of-sequence token and what the
+template writes right after an assistant turn's content (end_of_turn), whatever the template.
 """
 from __future__ import annotations
 
@@ -153,6 +157,28 @@ def render(tokenizer, template: str, messages: list[dict], generation_prompt: bo
                                          add_generation_prompt=generation_prompt)
 
 
+class TemplateError(ValueError):
+    """The chat template does not render a conversation's prefix as a prefix of the whole conversation."""
+
+
+def end_of_turn(tokenizer, template: str) -> list[int]:
+    """The token(s) the template writes right after an assistant turn's content, when that text is one token
+    (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`, `</s>`, ...); [] when it writes none or several."""
+    marker = "Zq7 marker"
+    try:
+        text = render(tokenizer, template, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}])
+    except Exception:  # noqa: BLE001 (a template with rules of its own, e.g. a required system turn)
+        return []
+    after = text[text.find(marker) + len(marker):].strip() if marker in text else ""
+    if not after:
+        return []
+    vocab = tokenizer.get_vocab()
+    if after in vocab:
+        return [vocab[after]]
+    head = after.split()[0]
+    return [vocab[head]] if head in vocab and head in tokenizer.all_special_tokens else []
+
+
 def assistant_spans(tokenizer, template: str, messages: list[dict]) -> tuple[str, list[tuple[int, int]], int]:
     """The rendered text, the character spans of the assistant turns (content + end-of-turn, without the
     template's trailing whitespace) and where the final assistant turn's content starts."""
@@ -164,7 +190,7 @@ def assistant_spans(tokenizer, template: str, messages: list[dict]) -> tuple[str
         start = len(render(tokenizer, template, messages[:i], generation_prompt=True))
         upto = render(tokenizer, template, messages[:i + 1])
         if not text.startswith(upto):
-            raise ValueError("the chat template does not render a conversation's prefix as a prefix of it")
+            raise TemplateError("the chat template does not render a conversation's prefix as a prefix of it")
         spans.append((start, start + len(upto[start:].rstrip())))
     return text, spans, start
 

@@ -67,10 +67,11 @@ def scores(policy: tuple[torch.Tensor, torch.Tensor], ref: tuple[torch.Tensor, t
             "reward_accuracy": mean(chosen > rejected), "reward_margin": mean(chosen - rejected)}
 
 
-def load_start(model: ModelParams, init: str | None):
-    """The starting point (see the module docstring)."""
+def load_start(model: ModelParams, init: str | None, full_training: bool = False, quantize: str | None = None):
+    """The starting point (see the module docstring), loaded as causal.load_base loads a base: float32 master weights
+    for full fine-tuning, 4 bits for QLoRA (`quantize`: from model.path or a full model directory only)."""
     if init is None:
-        return causal.load_base(model)
+        return causal.load_base(model, full_training, quantize)
     path = Path(init)
     if (path / "adapter_config.json").is_file():
         import json
@@ -81,12 +82,16 @@ def load_start(model: ModelParams, init: str | None):
         if trained_on not in (model.name, model.path):
             raise UserError(f"{path}/adapter_config.json: the adapter was trained on '{trained_on}', but model.name is "
                             f"'{model.name}'; set model to that base model or train.preference.init to another run")
-        return PeftModel.from_pretrained(causal.load_base(model), str(path)).merge_and_unload()
+        if quantize is not None:
+            raise UserError(f"params.yaml: train.preference.init: '{init}' is a LoRA adapter, which cannot be merged into a "
+                            "4-bit base (train.lora.quantize); point init at the sft run's merged model (train.chat.merge: "
+                            "true writes data/train/model/merged/, copy it out of data/)")
+        return PeftModel.from_pretrained(causal.load_base(model, full_training), str(path)).merge_and_unload()
     if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
         raise UserError(f"params.yaml: train.preference.init: '{init}' is neither a LoRA adapter directory "
                         "(adapter_config.json) nor a model directory (config.json + *.safetensors); point it at the "
                         "data/train/model of an sft run, copied out of data/ (e.g. models/my-sft)")
-    return causal.load_base(replace(model, path=init))
+    return causal.load_base(replace(model, path=init), full_training, quantize)
 
 
 def init_files(init: str | None) -> list[Path]:
@@ -128,16 +133,20 @@ def answer_logps(model, seqs: Sequences, rows: list[list[int]], pad_id: int, mea
 
 
 @torch.no_grad()
-def all_logps(model, seqs: Sequences, pad_id: int, batch_size: int, mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores of every pair's chosen and rejected answers (eval mode, one pair per row, by length)."""
+def all_logps(model, seqs: Sequences, pad_id: int, batch_size: int, mean: bool, what: str = ""
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores of every pair's chosen and rejected answers (eval mode, one pair per row, by length); progress on
+    stderr when `what` names the job."""
     model.eval()
     n = len(seqs[0]) // 2
     chosen, rejected = torch.zeros(n, device=causal.device()), torch.zeros(n, device=causal.device())
     lengths = pair_lengths(seqs)
     order = sorted(range(n), key=lambda i: lengths[i])
+    clock = causal.Progress(what, n)
     for s in range(0, n, batch_size):
         c, r, pairs = answer_logps(model, seqs, [[i] for i in order[s:s + batch_size]], pad_id, mean)
-        chosen[pairs], rejected[pairs] = c, r
+        chosen[pairs], rejected[pairs] = c.float(), r.float()
+        clock.tick(len(pairs))
     return chosen, rejected
 
 
@@ -147,8 +156,18 @@ def disabled_adapter(model):
         else contextlib.nullcontext()
 
 
-def reference_logps(model, seqs: Sequences, pad_id: int, batch_size: int, mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_logps(model, seqs: Sequences, pad_id: int, batch_size: int, mean: bool, what: str = "",
+                    pairs: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference model's scores: with LoRA the model with its adapter disabled; in full fine-tuning the model
-    as it is, so call this before training changes it."""
+    as it is, so call this before training changes it. `pairs`: score only those (the ones training will see;
+    the others stay 0)."""
     with disabled_adapter(model):
-        return all_logps(model, seqs, pad_id, batch_size, mean)
+        if pairs is None:
+            return all_logps(model, seqs, pad_id, batch_size, mean, what)
+        ids, labels = seqs
+        part = ([ids[s] for i in pairs for s in (2 * i, 2 * i + 1)], [labels[s] for i in pairs for s in (2 * i, 2 * i + 1)])
+        chosen, rejected = all_logps(model, part, pad_id, batch_size, mean, what)
+    n, at = len(ids) // 2, torch.tensor(pairs, dtype=torch.long, device=chosen.device)
+    full = torch.zeros(n, device=chosen.device), torch.zeros(n, device=chosen.device)
+    full[0][at], full[1][at] = chosen, rejected
+    return full

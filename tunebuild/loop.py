@@ -15,7 +15,8 @@
   with the same bits as an uninterrupted run.
 - Under a launcher (tunebuild/launch.py) every rank runs the same loop on its share of each batch;
   only rank 0 writes the curve and the checkpoints.
-- Progress: a line per LOG_EVERY steps with the rate and the time left, and one per epoch.
+- Progress (stderr): a line per LOG_EVERY steps, or sooner when PROGRESS_SECONDS have passed since the last
+  one (a real model's step can take seconds), with the rate and the time left; and one per epoch (stdout).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from tunebuild.files import atomic_dir
 from tunebuild.params import TrainParams
 
 LOG_EVERY = 10
+PROGRESS_SECONDS = 30.0
 
 
 def schedule(step: int, total: int, warmup: int) -> float:
@@ -66,6 +68,7 @@ def run(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParam
         log(metrics, at)
     say(f"resumed from checkpoint at step {start}/{total}" if start else f"{total} steps")
     val, started = state.get("validation", {}), time.perf_counter()
+    shown = started
 
     def record(metrics: dict, at: int) -> None:
         history.append((metrics, at))
@@ -91,6 +94,10 @@ def run(model, steps: list, step_fn: Callable, validate: Callable, p: TrainParam
             record({"train/loss": sum(running) / len(running), "train/lr": opt.param_groups[0]["lr"]}, done)
             running = []
             progress(done - start, total - start, started, f"step {done}/{total}")
+            shown = time.perf_counter()
+        elif time.perf_counter() - shown >= PROGRESS_SECONDS:
+            progress(done - start, total - start, started, f"step {done}/{total}")
+            shown = time.perf_counter()
         if done == total or steps[done][0] != epoch:
             val = validate()
             record(val, done)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tunebuild.errors import UserError
@@ -44,13 +44,18 @@ class TaskParams:
 @dataclass
 class ModelParams:
     name: str
-    path: str
+    path: str                    # pkg:<package>/<dir or file.gguf>, a directory, a .gguf file, or a hub id
     license: str
     # classify: how the encoder's tokens become one vector, as the base was trained: mean_normalized
     # (mean over the real tokens, unit length: sentence-transformers such as all-MiniLM-L6-v2) |
     # mean | cls (BERT's pooler) | auto (read from the model folder's modules.json, else cls);
     # null for the other tasks
     pooling: Optional[str]
+    # The keys below are mandatory too (MISSING: params.yaml must set them); the marker only lets code that builds
+    # these objects by hand (tests, benches) leave out what it does not use.
+    dtype: str = MISSING         # float32 | bfloat16 | float16: the weights as loaded (causal LMs; training keeps
+                                 # float32 master weights in full fine-tuning, float32 adapters with LoRA)
+    attn_implementation: str = MISSING  # sdpa | eager | flex_attention | flash_attention_2 (flash-attn installed)
 
 
 @dataclass
@@ -95,6 +100,8 @@ class LoraParams:
     alpha: int
     dropout: float
     target_modules: list[str]
+    quantize: Optional[str] = MISSING  # causal LMs: null | nf4 | fp4: QLoRA, the frozen base in 4 bits (bitsandbytes,
+                                 # CUDA); mandatory in params.yaml (MISSING: see ModelParams)
 
 
 @dataclass
@@ -142,6 +149,8 @@ class TrainParams:
     lora: Optional[LoraParams]
     chat: Optional[ChatTrainParams]   # null for classify
     preference: Optional[PreferenceTrainParams]   # null but for task=preference
+    gradient_checkpointing: bool = MISSING  # causal LMs: recompute each block's activations in backward (less
+                                 # memory); mandatory in params.yaml (MISSING: see ModelParams)
 
 
 @dataclass
@@ -230,7 +239,13 @@ class EvaluateParams:
     seed: int                    # the base model's untrained head, bootstrap resamples, cross-validation folds
     bootstrap: int               # resamples behind every 95% interval
     folds: int                   # classify: cross-validation folds of the out-of-fold label check
-    few_shot: int                # sft: train examples in the few-shot prompt
+    few_shot: int                # sft: train examples in the few-shot prompts (the first ones; the nearest ones)
+    # mandatory in params.yaml like every key (MISSING: see ModelParams)
+    generation_batch: int = MISSING  # sft, preference: prompts per batch of greedy generation (left-padded)
+    retrieval_model: Optional[str] = MISSING  # sft: the embedding model that finds each test prompt's nearest train
+                                 # conversations (mean-pooled; model.path syntax); null: no retrieval baseline
+    general_text: Optional[str] = MISSING  # sft, preference: JSONL of general text ({"text": ...}, under data/general/): base
+                                 # and tuned loss on it (what tuning costs elsewhere); null: not measured
 
 
 @dataclass

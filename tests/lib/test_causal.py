@@ -20,6 +20,8 @@ from tests.lib.test_chat import TOK
 SINGLE = LaunchParams(processes=1, backend="gloo", strategy="ddp")
 TINY = ModelParams(name="tiny", path="models/tiny-chat", license="apache-2.0", pooling=None)
 LORA = LoraParams(r=8, alpha=16, dropout=0.0, target_modules=["all-linear"])
+TINY = ModelParams(name="tiny", path="models/tiny-chat", license="apache-2.0", dtype="float32", attn_implementation="sdpa")
+LORA = LoraParams(r=8, alpha=16, dropout=0.0, target_modules=["all-linear"], quantize=None)
 
 
 def examples(n: int) -> tuple[list[list[int]], list[list[int]]]:
@@ -33,7 +35,8 @@ def tp(**kw) -> TrainParams:
     c = {"grad_accum": 1, "packing": True, "pack_length": 256, "checkpoint_every": 0, "merge": False}
     c |= {k: kw.pop(k) for k in list(kw) if k in c}
     base = {"mode": "full", "lr": 2e-3, "epochs": 1, "max_steps": -1, "batch_size": 2, "weight_decay": 0.0,
-            "warmup_ratio": 0.0, "seed": 0, "patience": None, "frozen_layers": None, "head_init": None, "lora": None, "chat": ChatTrainParams(**c), "preference": None}
+            "warmup_ratio": 0.0, "seed": 0, "patience": None, "frozen_layers": None, "head_init": None, "lora": None,
+            "chat": ChatTrainParams(**c), "preference": None, "gradient_checkpointing": False}
     return TrainParams(**(base | kw))
 
 
@@ -84,6 +87,7 @@ def test_random_init_is_seeded_and_weights_only_from_safetensors(tmp_path):
     (tmp_path / "model.safetensors").rename(tmp_path / "x.bin")
     with pytest.raises(UserError, match="pickle"):
         causal.load_base(ModelParams(name="m", path=str(tmp_path), license="x", pooling=None))
+        causal.load_base(ModelParams(name="m", path=str(tmp_path), license="x", dtype="float32", attn_implementation="sdpa"))
 
 
 def train_params(p: TrainParams, task: str = "sft") -> Params:

@@ -40,7 +40,12 @@ def test_exp_run_trains_and_evaluates_preferences(pref_repo):
                             "rejected", "prompt_length"]
     metrics = json.loads((repo / "data/evaluate/metrics.json").read_text())
     keys = {"loss", "preference_accuracy", "reward_accuracy", "reward_margin", "json_valid", "exact_match"}
-    assert set(metrics["base"]) == set(metrics["tuned"]) == set(metrics["gain"]) == keys
+    assert set(metrics["gain"]) == keys | {"general_loss"}  # loss on data/general's text: what tuning cost elsewhere
+    intervals = {f"{m}_ci_{end}" for m in ("preference_accuracy", "json_valid", "exact_match") for end in ("lo", "hi")}
+    assert set(metrics["base"]) == set(metrics["tuned"]) == keys | {"general_loss"} | intervals
+    gain = metrics["gain_over_start"]  # paired bootstrap: tuned minus the starting point, on the same resamples
+    assert gain["preference_accuracy"] == pytest.approx(metrics["gain"]["preference_accuracy"], abs=1e-6)
+    assert gain["preference_accuracy_ci_lo"] <= gain["preference_accuracy"] <= gain["preference_accuracy_ci_hi"]
     # the base is the reference: no margin, the loss at log 2; training moves both the right way
     assert metrics["base"]["reward_margin"] == 0 and metrics["base"]["loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert metrics["tuned"]["loss"] < metrics["base"]["loss"] and metrics["tuned"]["reward_margin"] > 0
@@ -50,6 +55,9 @@ def test_exp_run_trains_and_evaluates_preferences(pref_repo):
     assert samples.columns == ["record_id", "chosen", "rejected", "base", "tuned", "margin"] and samples.height == 3
     card = (repo / "data/report/model_card.md").read_text()
     assert "Direct Preference Optimization" in card and "| preference_accuracy |" in card
+    evaluation = card.split("## Evaluation (test split)\n\n")[1]
+    assert evaluation.startswith("Preference accuracy on the test pairs: tuned ") and "for the starting point" in evaluation
+    assert "General ability: on " in card
     assert "preference tuning (DPO)" in (repo / "data/report/data_card.md").read_text()
     check_contract(repo)
 

@@ -44,8 +44,13 @@ def test_sft_repro_writes_the_task_outputs(sft_repo):
     assert {"loss", "perplexity", "json_valid", "exact_match"} <= set(metrics["tuned"])
     assert metrics["tuned"]["loss"] < metrics["base"]["loss"]
     samples = pl.read_parquet(repo / "data/evaluate/predictions.parquet")
-    assert samples.columns == ["record_id", "reference", "base", "tuned", "few_shot"] and samples.height == 4
-    assert set(metrics["baselines"]) == {"zero_shot", "few_shot"} and metrics["baselines"]["few_shot"]["shots"] == 3
+    assert samples.columns == ["record_id", "reference", "base", "tuned", "few_shot", "nearest_few_shot"]
+    assert samples.height == 4
+    assert set(metrics["baselines"]) == {"zero_shot", "few_shot", "nearest_few_shot"}
+    assert metrics["baselines"]["few_shot"]["shots"] == metrics["baselines"]["nearest_few_shot"]["shots"] == 3
+    general = metrics["general"]  # what the tuning cost elsewhere: loss on data/general's passages
+    assert general["passages"] >= 40 and general["base_loss"] == metrics["base"]["general_loss"]
+    assert general["loss_change_ci_lo"] <= general["loss_change"] <= general["loss_change_ci_hi"]
     for s in (metrics["tuned"], metrics["base"], *metrics["baselines"].values(), metrics["gain_over_best_baseline"]):
         for m in ("json_valid", "exact_match"):
             assert s[f"{m}_ci_lo"] <= s[m] <= s[f"{m}_ci_hi"], (s, m)
@@ -59,6 +64,10 @@ def test_sft_repro_writes_the_task_outputs(sft_repo):
     card = (repo / "data/report/model_card.md").read_text()
     assert "pipeline_tag: text-generation" in card and "| json_valid |" in card
     assert "the base model prompted few-shot (3 train examples in the prompt)" in card
+    evaluation = card.split("## Evaluation (test split)\n\n")[1]
+    assert evaluation.startswith("Exact match of greedy JSON answers on 4 test conversations: tuned ")
+    assert "prompted zero-shot" in evaluation.split("\n")[0] and "nearest to each prompt" in evaluation.split("\n")[0]
+    assert "General ability: on " in card
     check_contract(repo)
 
 

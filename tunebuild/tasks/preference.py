@@ -6,7 +6,8 @@ curate: two conversations (chosen, rejected) that end with the assistant, share 
 tokenize: both conversations with the chat template, labels on the final answer only; a pair is
        dropped or truncated when either conversation is.
 train: pairs side by side in a row, reference scores computed once before the first step.
-evaluate: DPO loss, preference and reward accuracy, reward margin; greedy answers of base and tuned.
+evaluate: DPO loss, preference and reward accuracy, reward margin; greedy answers of base and tuned (batched);
+       intervals and the tuned model's gain over the starting point; base and tuned loss on general text.
 """
 from __future__ import annotations
 
@@ -106,9 +107,11 @@ def start_model(p):
 
     from tunebuild import causal, dpo
 
-    model = dpo.load_start(p.model, p.train.preference.init)
+    from tunebuild.tasks.sft import quantize
+
+    model = dpo.load_start(p.model, p.train.preference.init, full_training=p.train.mode == "full", quantize=quantize(p))
     torch.manual_seed(p.train.seed)
-    return causal.with_lora(model, p.train.lora) if p.train.mode == "lora" else model
+    return causal.prepare(model, p.train)
 
 
 def trainer(p, inputs: list):
@@ -126,24 +129,28 @@ def trainer(p, inputs: list):
     pad_id = model.config.pad_token_id or 0
     pref, size = p.train.preference, p.train.batch_size
     beta, loss, mean = pref.beta, pref.loss, pref.loss == "ipo"
-    ref_train = dpo.reference_logps(model, train, pad_id, size, mean)
-    ref_val = dpo.reference_logps(model, val, pad_id, size, mean)
+    steps = causal.plan(dpo.pair_lengths(train), p.train)
+    used = sorted({i for _, micro in steps for rows in micro for row in rows for i in row})  # max_steps: a subset
+    ref_train = dpo.reference_logps(model, train, pad_id, size, mean, "train: reference scores, train pairs", used)
+    ref_val = dpo.reference_logps(model, val, pad_id, size, mean, "train: reference scores, validation pairs")
+    scale = causal.loss_scale(model)
 
     def step(micro: list[list[list[int]]]) -> float:
         n_pairs = sum(len(row) for rows in micro for row in rows)
-        total = 0.0
+        total, factor = 0.0, scale.value if scale is not None else 1.0
         for rows in micro:
             chosen, rejected, pairs = dpo.answer_logps(model, train, rows, pad_id, mean)
             losses, _, _ = dpo.dpo_loss(chosen, rejected, ref_train[0][pairs], ref_train[1][pairs], beta, loss)
-            (losses.sum() / n_pairs).backward()
+            (losses.sum() * factor / n_pairs).backward()
             total += losses.sum().item()
+        if scale is not None:
+            scale.unscale(model)
         return total / n_pairs
 
     def validate() -> dict:
-        policy = dpo.all_logps(model, val, pad_id, size, mean)
+        policy = dpo.all_logps(model, val, pad_id, size, mean, "train: validation scores, pairs")
         return {f"validation/{k}": v for k, v in dpo.scores(policy, ref_val, beta, loss).items()}
 
-    steps = causal.plan(dpo.pair_lengths(train), p.train)
     return Trainer(model, steps, step, validate, lambda: start_model(p), None,
                    p.train.chat.checkpoint_every, tuple(inputs + dpo.init_files(pref.init)))
 
@@ -151,8 +158,10 @@ def trainer(p, inputs: list):
 # ---- evaluate -----------------------------------------------------------------------------------------
 
 def evaluate(p, paths):
-    """DPO scores of the starting point (base) and the tuned model against the starting point, and greedy
-    samples of both (tunebuild/dpo.py)."""
+    """DPO scores of the starting point (base) and the tuned model against the starting point, greedy samples of
+    both, intervals and the tuned model's paired gain over the starting point, and the loss on general text
+    (tunebuild/dpo.py). The starting point loads once; a LoRA result goes on top of it after its turn."""
+    import numpy as np
     import torch
 
     from tunebuild import dpo
@@ -160,29 +169,64 @@ def evaluate(p, paths):
 
     dpo.check(p.train.preference)
     pref = p.train.preference
-    df, sample, prompts, tok, stop = sft.chat_inputs(p, paths.tokenized(p.evaluate.split), "chosen_ids")
+    df, sample, prompts, tok, _, stop = sft.chat_inputs(p, paths.tokenized(p.evaluate.split), "chosen_ids")
     seqs, mean = dpo.interleave(df), pref.loss == "ipo"
     refs = sample["chosen"].to_list()
-    results, per_field, answers, logps = {}, {}, {}, {}
-    start = lambda: dpo.load_start(p.model, pref.init)  # noqa: E731
-    for name, load in (("base", start), ("tuned", lambda: sft.load_tuned(p, paths.model, start))):
+    general = sft.general_rows(p, tok)
+    results, per_field, answers, logps, general_scores, hits = {}, {}, {}, {}, {}, {}
+    start = None
+    batch = p.evaluate.batch_size
+    for name, load in (("base", lambda: dpo.load_start(p.model, pref.init)),
+                       ("tuned", lambda: sft.load_tuned(p, paths.model, lambda: start))):
         torch.manual_seed(p.evaluate.seed)
-        model = None  # one model in memory at a time
         model = load()
-        logps[name] = dpo.all_logps(model, seqs, model.config.pad_token_id or 0, p.evaluate.batch_size, mean)
-        answers[name] = sft.generate(model, tok, prompts, p.task.chat.max_new_tokens, stop)
+        start = model if name == "base" else None
+        pad_id = model.config.pad_token_id or 0
+        logps[name] = dpo.all_logps(model, seqs, pad_id, batch, mean, f"evaluate: {name} scores, pairs")
+        general_scores[name] = sft.general_losses(model, general, pad_id, batch, f"evaluate: {name} loss on general text, passages")
+        answers[name] = sft.generate(model, tok, prompts, p.task.chat.max_new_tokens, stop, p.evaluate.generation_batch,
+                                     f"evaluate: {name} answers")
         found, per_field[name] = sft.json_scores(answers[name], refs)
         results[name] = dpo.scores(logps[name], logps["base"], pref.beta, pref.loss) | found
+        hits[name] = {"preference_accuracy": (logps[name][0] > logps[name][1]).cpu().numpy().astype(np.float64)}
+        hits[name] |= {k: v for k, v in sft.json_hits(answers[name], refs).items()}
+        if general is not None:
+            g = general_scores[name]
+            results[name]["general_loss"] = round(sum(g[0]) / max(sum(g[1]), 1), 6)
     results["gain"] = {k: round(results["tuned"][k] - results["base"][k], 6) for k in results["tuned"]}
+    results["generated"] = sample.height
+    if general is not None:
+        results["general"] = sft.general_change(general_scores["base"], general_scores["tuned"], p.evaluate.bootstrap,
+                                                p.evaluate.seed, p.evaluate.general_text)
+    results |= intervals(hits, p.evaluate.bootstrap, p.evaluate.seed)
+    for name in ("base", "tuned"):
+        results[name] |= results.pop(f"{name}_intervals")
     _, chosen, rejected = dpo.dpo_loss(*logps["tuned"], *logps["base"], pref.beta, pref.loss)
     margin = (chosen - rejected)[:sample.height].cpu().numpy().round(6)
     predictions = sample.select("record_id", "chosen", "rejected").with_columns(
         base=pl.Series(answers["base"], dtype=pl.String), tuned=pl.Series(answers["tuned"], dtype=pl.String),
         margin=pl.Series(margin, dtype=pl.Float64))
     summary = (f"{df.height} pairs, {sample.height} generated: " + ", ".join(
-        f"{k} {results['base'][k]:.3f} -> {results['tuned'][k]:.3f}" for k in results["tuned"]))
+        f"{k} {results['base'][k]:.3f} -> {results['tuned'][k]:.3f}" for k in results["gain"]))
     return Evaluation(results, per_field, sft.confusion(per_field, refs, answers["tuned"]), predictions,
                       sft.no_label_issues(), summary)
+
+
+def intervals(hits: dict[str, dict], count: int, seed: int) -> dict:
+    """Bootstrap intervals of base and tuned per metric (each over its own rows: preference accuracy over every
+    test pair, the JSON scores over the generated sample), and the tuned model's paired gain over the starting
+    point (`gain_over_start`)."""
+    from tunebuild import baselines
+
+    out = {"base_intervals": {}, "tuned_intervals": {}, "gain_over_start": {}}
+    for metric in hits["tuned"]:
+        n = len(hits["tuned"][metric])
+        systems = {name: {metric: baselines.mean_of(hits[name][metric])} for name in ("base", "tuned")}
+        scored, gain = baselines.compare(systems, ["base"], metric, n, count, seed)
+        out["base_intervals"] |= {k: v for k, v in scored["base"].items() if k != metric}
+        out["tuned_intervals"] |= {k: v for k, v in scored["tuned"].items() if k != metric}
+        out["gain_over_start"] |= {k: v for k, v in gain.items() if k not in ("baseline", "metric")}
+    return out
 
 
 # ---- report -------------------------------------------------------------------------------------------
@@ -200,7 +244,9 @@ def card(facts: dict, p) -> dict:
     pref = p.train.preference
     start = f", starting from `{pref.init}` (an sft result on it)" if pref.init else ""
     keys = ("preference_accuracy", "reward_margin", "json_valid", "exact_match")
+    general = sft.general_sentence(m, "the starting point")
     return {"tag": "text-generation",
+            "lead": lead(m),
             "metrics": [{"type": k, "value": m["tuned"][k]} for k in keys if k in m["tuned"]],
             "what": f"by Direct Preference Optimization ({pref.loss} loss, beta {pref.beta}){start}, to prefer "
                     "the chosen answers of preference pairs over the rejected ones",
@@ -208,7 +254,25 @@ def card(facts: dict, p) -> dict:
                     "definition). Preference accuracy: how often a model gives the chosen answer a higher "
                     "log-probability than the rejected one; reward margin: beta times the log-ratio to the "
                     "reference, chosen minus rejected.",
-            "details": sft.field_table(pc) if pc.get("tuned") else "",
+            "details": (f"{general}\n\n" if general else "") + (sft.field_table(pc) if pc.get("tuned") else ""),
             "limits": "preferences were checked on the test split's pairs only (greedy samples side by side: "
                       "`data/evaluate/predictions.parquet`); a higher preference accuracy does not by itself make "
                       "the greedy answers right."}
+
+
+def lead(m: dict) -> str:
+    """The evaluation's first sentence: the tuned model against its starting point, with 95% intervals and the
+    paired gain ("" without intervals)."""
+    from tunebuild.tasks.sft import scored
+
+    g = m.get("gain_over_start", {})
+    if "preference_accuracy_ci_lo" not in m["tuned"]:
+        return ""
+    gain = lambda k: f"{100 * g[k]:+.1f} points [{100 * g[f'{k}_ci_lo']:+.1f}, {100 * g[f'{k}_ci_hi']:+.1f}]"  # noqa: E731
+    text = (f"Preference accuracy on the test pairs: tuned {scored(m['tuned'], 'preference_accuracy')} against "
+            f"{scored(m['base'], 'preference_accuracy')} for the starting point, {gain('preference_accuracy')}")
+    if "exact_match_ci_lo" in m["tuned"]:
+        n = m.get("generated")
+        text += (f"; exact match of greedy JSON answers with the chosen ones{f' on {n} test prompts' if n else ''}: "
+                 f"tuned {scored(m['tuned'])}, starting point {scored(m['base'])}, {gain('exact_match')}")
+    return text + "."
