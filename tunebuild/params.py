@@ -49,8 +49,8 @@ class ModelParams:
     # classify: how the encoder's tokens become one vector, as the base was trained: mean_normalized
     # (mean over the real tokens, unit length: sentence-transformers such as all-MiniLM-L6-v2) |
     # mean | cls (BERT's pooler) | auto (read from the model folder's modules.json, else cls);
-    # null for the other tasks
-    pooling: Optional[str]
+    # null for the other tasks; mandatory in params.yaml (MISSING: see below)
+    pooling: Optional[str] = MISSING
     # The keys below are mandatory too (MISSING: params.yaml must set them); the marker only lets code that builds
     # these objects by hand (tests, benches) leave out what it does not use.
     dtype: str = MISSING         # float32 | bfloat16 | float16: the weights as loaded (causal LMs; training keeps
