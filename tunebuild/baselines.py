@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from tunebuild.classifier import collate, mean_pool
+from tunebuild.classifier import collate, length_batches, mean_pool
 from tunebuild.metrics import label_issues, macro_f1  # noqa: F401  (evaluate's parts: label_issues)
 from tunebuild.progress import Progress
 
@@ -57,11 +57,9 @@ def embed(encoder, ids: list[list[int]], batch_size: int, pad_id: int, what: str
     """Mean-pooled last hidden states (padding excluded), L2-normalised: one row per input, in input order;
     with `what`, progress on stderr."""
     encoder.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out, no_labels = torch.zeros((len(ids), encoder.config.hidden_size)), [0] * len(ids)
     progress = Progress(what, len(ids))
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_batches(ids, batch_size):
         batch = collate(ids, no_labels, rows, pad_id)
         hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         out[rows] = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1)

@@ -156,17 +156,22 @@ def load_split(path: Path) -> tuple[list[list[int]], list[int]]:
     return df["input_ids"].to_list(), df["label_id"].to_list()
 
 
+def length_batches(ids: list[list[int]], batch_size: int):
+    """Row indices in batches of similar length (shortest first), so each pads little."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
 @torch.no_grad()
 def predict(model, ids: list[list[int]], labels: list[int], batch_size: int, pad_id: int,
             what: str = "") -> tuple[torch.Tensor, float]:
     """Logits for every row (in input order) and the mean loss; with `what`, progress on stderr."""
     model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     logits = torch.empty((len(ids), model.config.num_labels))
     loss_sum = 0.0
     progress = Progress(what, len(ids))
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_batches(ids, batch_size):
         out = model(**collate(ids, labels, rows, pad_id))
         logits[rows] = out.logits.float()
         loss_sum += out.loss.item() * len(rows)
@@ -178,10 +183,8 @@ def predict(model, ids: list[list[int]], labels: list[int], batch_size: int, pad
 def features(model: Classifier, ids: list[list[int]], batch_size: int, pad_id: int) -> torch.Tensor:
     """The pooled vectors the head sees (no dropout), one row per input, in input order."""
     model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out, no_labels = torch.zeros((len(ids), model.config.hidden_size)), [0] * len(ids)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_batches(ids, batch_size):
         batch = collate(ids, no_labels, rows, pad_id)
         out[rows] = model.pooled(batch["input_ids"], batch["attention_mask"]).float()
     return out
